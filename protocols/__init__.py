@@ -1,0 +1,1 @@
+"""The contract between edge and hub: topics, payloads, device profiles and Modbus codecs. No I/O here."""
