@@ -22,3 +22,7 @@ def main(verbose: bool) -> None:
 
 main.add_command(sim)
 main.add_command(edge)
+
+
+if __name__ == "__main__":
+    main()

@@ -126,7 +126,7 @@ def decode(payload: bytes | str) -> DataBatch | EventBatch | Status | Ack:
     if not isinstance(raw, dict):
         raise ProtocolError(f"payload must be a JSON object, got {type(raw).__name__}")
     version = raw.get("v")
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:
         raise ProtocolError(f"unsupported schema version {version!r}; this build understands v={SCHEMA_VERSION}")
     kind = raw.get("kind")
     model = _BY_KIND.get(kind) if isinstance(kind, str) else None

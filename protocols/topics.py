@@ -29,7 +29,7 @@ class Downlink(StrEnum):
 
 def check_id(kind: str, value: str) -> str:
     """Reject ids that would break the topic tree (``/``, ``+``, ``#``, spaces, empty)."""
-    if not _ID.match(value):
+    if not _ID.fullmatch(value):
         raise ValueError(
             f"{kind} id {value!r} is not usable in MQTT topics: use 1-64 letters, digits, '_', '-' or '.', "
             "starting with a letter or digit"

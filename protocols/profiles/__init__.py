@@ -107,7 +107,7 @@ class Workarounds(_Model):
 
     max_registers_per_request: Annotated[int, Field(ge=1, le=MAX_REGISTERS)] = MAX_REGISTERS
     unreadable: list[tuple[Address, Address]] = Field(default_factory=list)
-    """Inclusive address ranges the device answers with an exception; reads never span them."""
+    """Inclusive address ranges the device answers with an exception, for every function code; reads never span them."""
     notes: str = ""
 
 
@@ -137,6 +137,7 @@ class Profile(_Model):
             unknown = sorted(set(variant.points) - set(names))
             if unknown:
                 raise ValueError(f"variant {vname}: unknown points {', '.join(unknown)}")
+            self._variant_points(vname, variant)
         return self
 
     def point(self, name: str) -> Point:
@@ -151,16 +152,22 @@ class Profile(_Model):
             return self
         if name not in self.variants:
             raise ProfileError(f"profile {self.id} has no variant {name!r}; choose one of {sorted(self.variants) or 'none'}")
-        variant = self.variants[name]
-        points = []
+        return self.model_copy(update={"points": self._variant_points(name, self.variants[name]), "variants": {}})
+
+    def _variant_points(self, name: str, variant: Variant) -> list[Point]:
+        """Points rewritten by a variant and validated again, so a variant cannot produce a point the file could not."""
+        points: list[Point] = []
         for p in self.points:
             changes: dict[str, Any] = {}
             if variant.function is not None and p.function not in BIT_FUNCTIONS:
                 changes["function"] = variant.function
             if p.name in variant.points:
                 changes.update(variant.points[p.name].model_dump(exclude_none=True))
-            points.append(p.model_copy(update=changes) if changes else p)
-        return self.model_copy(update={"points": points, "variants": {}})
+            try:
+                points.append(Point.model_validate({**p.model_dump(), **changes}) if changes else p)
+            except ValidationError as exc:
+                raise ValueError(f"variant {name}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+        return points
 
 
 def _load_yaml(path: Path) -> Any:
