@@ -1,0 +1,91 @@
+"""Commissioning: read one device once, or find which unit ids answer on a bus.
+
+Prints raw registers next to decoded values so a field engineer can see at once whether wiring,
+unit id, function code and word order are right.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from edge.bus import BusError, BusHub
+from edge.config import Bus
+from protocols.modbus.datatypes import WordOrder, decode_raw
+from protocols.modbus.planner import ReadRequest, plan_reads
+from protocols.profiles import Point, Profile
+
+
+@dataclass(frozen=True)
+class ProbedPoint:
+    point: Point
+    registers: list[int] | None
+    value: float | None
+    error: str = ""
+
+    def alternatives(self) -> dict[str, float]:
+        """The same registers decoded in every word order, to spot a wrong order by eye."""
+        if self.registers is None or self.point.register_count < 2:
+            return {}
+        p = self.point
+        return {o.value: decode_raw(p.data_type, o, self.registers) * p.scale + p.offset for o in WordOrder}
+
+
+def _plan(profile: Profile, hub: BusHub) -> list[ReadRequest]:
+    return plan_reads(
+        profile.points, hub.timing,
+        max_count=profile.workarounds.max_registers_per_request,
+        unreadable=profile.workarounds.unreadable,
+    )
+
+
+async def probe_device(bus: Bus, unit_id: int, profile: Profile) -> list[ProbedPoint]:
+    hub = BusHub(bus)
+    results: list[ProbedPoint] = []
+    try:
+        for request in _plan(profile, hub):
+            try:
+                registers = await hub.read(unit_id, request)
+            except BusError as exc:
+                results += [ProbedPoint(p, None, None, f"{exc.kind}: {exc}") for p in request.points]
+                continue
+            for p in request.points:
+                start = p.address - request.address
+                own = registers[start:start + p.register_count]
+                results.append(ProbedPoint(p, own, p.decode(own)))
+    finally:
+        hub.close()
+    return sorted(results, key=lambda r: (r.point.function, r.point.address))
+
+
+async def scan_units(bus: Bus, unit_ids: range, profile: Profile) -> list[tuple[int, float]]:
+    """Unit ids that answer the profile's first planned read, with their round-trip time in ms."""
+    hub = BusHub(bus)
+    first = _plan(profile, hub)[0]
+    found = []
+    try:
+        for unit in unit_ids:
+            started = time.perf_counter()
+            try:
+                await hub.read(unit, first)
+            except BusError as exc:
+                if exc.kind != "exception":
+                    continue
+            found.append((unit, (time.perf_counter() - started) * 1000))
+    finally:
+        hub.close()
+    return found
+
+
+def format_probe(results: list[ProbedPoint], all_orders: bool = False) -> str:
+    lines = [f"{'point':<18} {'fc':>2} {'address':>8}  {'registers':<22} {'value':>14} unit"]
+    for r in results:
+        p = r.point
+        regs = " ".join(f"{x:04X}" for x in r.registers) if r.registers is not None else "-"
+        value = f"{r.value:.6g}" if r.value is not None else r.error
+        flag = "  (outside valid range)" if r.value is not None and p.out_of_range(r.value) else ""
+        lines.append(f"{p.name:<18} {p.function:>2} {p.address:>#8x}  {regs:<22} {value:>14} {p.unit}{flag}")
+        if all_orders:
+            for order, v in r.alternatives().items():
+                lines.append(f"{'':<18} {'':>2} {'':>8}  {'as ' + order:<22} {v:>14.6g}")
+    return "\n".join(lines)
