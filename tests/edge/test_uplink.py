@@ -16,33 +16,23 @@ import sys
 import threading
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.config import BrokerConfig, TlsConfig, UplinkConfig
 from edge.outbox import Outbox
 from edge.uplink import Uplink
 from protocols.messages import (
-    Ack,
-    DataBatch,
     EdgeState,
-    Event,
-    EventBatch,
-    EventType,
-    ProtocolError,
-    Status,
-    decode,
-    encode,
 )
-from protocols.topics import Downlink, EdgeTopics, parse_topic, uplink_filter
+from protocols.topics import EdgeTopics
 from protocols.topics import Uplink as Channel
+from tests.support.ackhub import Hub, forget_edge, wait_until
 
 Draft = dict[str, Any]
 REPO = Path(__file__).resolve().parents[2]
@@ -62,95 +52,6 @@ def event(i: int, message: str = "timeout") -> Draft:
             "message": message}
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.1f} s waiting for {what}")
-        time.sleep(0.02)
-
-
-@dataclass
-class Seen:
-    channel: Channel
-    kind: str
-    seqs: list[int]
-    size: int
-    at: float
-
-
-@dataclass
-class Hub:
-    """The test stand-in for the cloud ingest: stores by (edge, seq), acks like the real hub."""
-
-    host: str
-    port: int
-    site: str
-    ack: bool = True
-    ignore_first: int = 0
-    """Silently lose this many batches first (as if the hub crashed before storing them)."""
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    stored: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
-    accounted: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
-    contiguous: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    deliveries: Counter[tuple[str, int]] = field(default_factory=Counter)
-    first_seen: dict[int, float] = field(default_factory=dict)
-    batches: list[Seen] = field(default_factory=list)
-    statuses: list[Status] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._subscribed = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-hub-{uuid.uuid4().hex[:8]}")
-        self.client.on_connect = lambda c, *_: c.subscribe(uplink_filter(self.site), qos=1)
-        self.client.on_subscribe = lambda *_: self._subscribed.set()
-        self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.1, 0.3)  # type: ignore[arg-type]  # floats work; the hint says int
-        self.client.connect_async(self.host, self.port, keepalive=10)
-        self.client.loop_start()
-        assert self._subscribed.wait(5), "test hub could not subscribe"
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-    def seqs(self, edge: str) -> set[int]:
-        with self.lock:
-            return set(self.stored[edge])
-
-    def _on_message(self, client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        if not msg.payload:  # a retained status being cleared
-            return
-        try:
-            message = decode(bytes(msg.payload))
-        except ProtocolError as exc:
-            pytest.fail(f"edge sent an invalid payload on {msg.topic}: {exc}")
-        channel = parse_topic(msg.topic).channel
-        assert isinstance(channel, Channel)
-        with self.lock:
-            if isinstance(message, Status):
-                self.statuses.append(message)
-                return
-            assert isinstance(message, DataBatch | EventBatch)
-            seqs = [r.seq for r in message.records]
-            self.batches.append(Seen(channel, message.kind, seqs, len(msg.payload), time.monotonic()))
-            if self.ignore_first > 0:
-                self.ignore_first -= 1
-                return
-            edge = message.edge
-            for record in message.records:
-                self.deliveries[edge, record.seq] += 1
-                self.first_seen.setdefault(record.seq, time.monotonic())
-                self.stored[edge].add(record.seq)
-                if isinstance(record, Event) and record.type is EventType.RECORDS_DROPPED:
-                    for a, b in record.data["ranges"]:
-                        self.accounted[edge].update(range(a, b + 1))
-            while self.contiguous[edge] + 1 in self.stored[edge] | self.accounted[edge]:
-                self.contiguous[edge] += 1
-            if self.ack:
-                ack = Ack(edge=edge, acked_through=self.contiguous[edge], stored=(seqs[0], seqs[-1]))
-                client.publish(EdgeTopics(message.site, edge).down(Downlink.ACK), encode(ack), qos=1)
-
-
 @dataclass
 class Rig:
     outbox: Outbox
@@ -164,16 +65,6 @@ class Rig:
 
     def wait_connected(self, timeout_s: float = 5.0) -> None:
         wait_until(lambda: self.uplink.counters().connected, timeout_s, "the uplink to connect")
-
-
-def forget_edge(host: str, port: int, client_id: str, topics: EdgeTopics) -> None:
-    """Leave the broker as found: drop the persistent session and the retained status."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
-    client.connect(host, port)
-    client.loop_start()
-    client.publish(topics.up(Channel.STATUS), b"", qos=1, retain=True).wait_for_publish(3)
-    client.disconnect()
-    client.loop_stop()
 
 
 RigFactory = Callable[..., Rig]
