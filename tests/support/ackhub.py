@@ -32,6 +32,7 @@ from protocols.messages import (
     decode,
     encode,
 )
+from protocols.sequence import SeqTracker
 from protocols.topics import Downlink, EdgeTopics, parse_topic, uplink_filter
 from protocols.topics import Uplink as Channel
 
@@ -70,8 +71,7 @@ class Hub:
     """Silently lose this many batches first (as if the hub crashed before storing them)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     stored: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
-    accounted: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
-    contiguous: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    tracker: dict[str, SeqTracker] = field(default_factory=lambda: defaultdict(SeqTracker))
     deliveries: Counter[tuple[str, int]] = field(default_factory=Counter)
     first_seen: dict[int, float] = field(default_factory=dict)
     records: dict[tuple[str, int], str] = field(default_factory=dict)
@@ -133,12 +133,10 @@ class Hub:
                 if self.records.setdefault((edge, record.seq), body) != body:
                     self.conflicts.append((edge, record.seq))
                 if isinstance(record, Event) and record.type is EventType.RECORDS_DROPPED:
-                    for a, b in record.data["ranges"]:
-                        self.accounted[edge].update(range(a, b + 1))
-            while self.contiguous[edge] + 1 in self.stored[edge] | self.accounted[edge]:
-                self.contiguous[edge] += 1
+                    self.tracker[edge].account([tuple(r) for r in record.data["ranges"]])
+            self.tracker[edge].add(seqs)
             if self.ack:
-                ack = Ack(edge=edge, acked_through=self.contiguous[edge], stored=(seqs[0], seqs[-1]))
+                ack = Ack(edge=edge, acked_through=self.tracker[edge].acked_through, stored=(seqs[0], seqs[-1]))
                 client.publish(EdgeTopics(message.site, edge).down(Downlink.ACK), encode(ack), qos=1)
 
 
