@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(BIN)/estatehub demo
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	deploy/ensure-services.sh
 	$(BIN)/pytest -q
 

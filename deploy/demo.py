@@ -33,8 +33,14 @@ from protocols.topics import Downlink, EdgeTopics, parse_topic, uplink_filter
 
 DEMO_SITE = Path(__file__).resolve().parents[1] / "firmware_sims" / "sites" / "demo_site.yaml"
 NOTABLE = {
-    EventType.ALARM_RAISED, EventType.ALARM_CLEARED, EventType.COUNTER_ROLLOVER, EventType.METER_REPLACED,
-    EventType.COUNTER_DECREASE, EventType.DEVICE_OFFLINE, EventType.DEVICE_ONLINE, EventType.PATROL_SCAN,
+    EventType.ALARM_RAISED,
+    EventType.ALARM_CLEARED,
+    EventType.COUNTER_ROLLOVER,
+    EventType.METER_REPLACED,
+    EventType.COUNTER_DECREASE,
+    EventType.DEVICE_OFFLINE,
+    EventType.DEVICE_ONLINE,
+    EventType.PATROL_SCAN,
     EventType.RECORDS_DROPPED,
 }
 
@@ -83,8 +89,13 @@ class DemoReceiver:
             return
         if isinstance(message, Status):
             colour = "green" if message.state is EdgeState.ONLINE else "red"
-            click.echo(click.style(f"  edge {message.edge} is {message.state.value} "
-                                   f"(backlog {message.backlog}, dropped {message.dropped_total})", fg=colour))
+            click.echo(
+                click.style(
+                    f"  edge {message.edge} is {message.state.value} "
+                    f"(backlog {message.backlog}, dropped {message.dropped_total})",
+                    fg=colour,
+                )
+            )
             return
         if not isinstance(message, DataBatch | EventBatch):
             return
@@ -103,17 +114,24 @@ class DemoReceiver:
                         tracker.account([tuple(r) for r in record.data["ranges"]])
                     if record.type in NOTABLE:
                         click.echo(f"  event {record.type.value}: {record.device or ''} {record.message}")
-            ack = Ack(edge=message.edge, acked_through=tracker.acked_through,
-                      stored=(message.records[0].seq, message.records[-1].seq))
+            ack = Ack(
+                edge=message.edge,
+                acked_through=tracker.acked_through,
+                stored=(message.records[0].seq, message.records[-1].seq),
+            )
         client.publish(EdgeTopics(address.site, address.edge).down(Downlink.ACK), encode(ack), qos=1)
 
     def summary(self, elapsed_s: float) -> str:
         with self.lock:
             acked = {edge: t.acked_through for edge, t in self.trackers.items()}
-            sample = {k: v for k, v in self.latest.items() if k[1] in ("energy_import", "forward_total", "outlet_pressure")}
+            sample = {
+                k: v for k, v in self.latest.items() if k[1] in ("energy_import", "forward_total", "outlet_pressure")
+            }
         shown = ", ".join(f"{d}.{p}={v:.2f}" for (d, p), v in sorted(sample.items())[:4])
-        return (f"[{elapsed_s:5.0f}s] readings {self.readings} ({self.readings / max(elapsed_s, 1):.0f}/s), "
-                f"events {dict(self.events)}, acked through {acked}, rejected {self.rejected}\n          {shown}")
+        return (
+            f"[{elapsed_s:5.0f}s] readings {self.readings} ({self.readings / max(elapsed_s, 1):.0f}/s), "
+            f"events {dict(self.events)}, acked through {acked}, rejected {self.rejected}\n          {shown}"
+        )
 
 
 async def _run_edge(config: Any, stop: asyncio.Event) -> EdgeAgent:
@@ -133,11 +151,17 @@ def run_demo(workdir: Path, duration_s: float | None, timing: bool) -> None:
         broker = EmbeddedBroker(workdir, port, site.spec.site, site.spec.edge).start()
         stack.callback(broker.stop)
         data = site.edge_config_data()
-        data["broker"] = {"host": "127.0.0.1", "port": port, "username": broker.edge.username, "password": broker.edge.password}
+        data["broker"] = {
+            "host": "127.0.0.1",
+            "port": port,
+            "username": broker.edge.username,
+            "password": broker.edge.password,
+        }
         data["outbox"] = {"path": str(workdir / "edge-outbox.sqlite")}
         config = parse_config(data, "demo edge config")
-        (workdir / "edge.yaml").write_text(yaml.safe_dump(data | {"broker": data["broker"] | {"password": "<generated>"}},
-                                                         sort_keys=False))
+        (workdir / "edge.yaml").write_text(
+            yaml.safe_dump(data | {"broker": data["broker"] | {"password": "<generated>"}}, sort_keys=False)
+        )
         receiver = DemoReceiver(port, broker.hub)
         stack.callback(receiver.close)
         click.echo(click.style("EstateHub demo is running", bold=True))
@@ -145,7 +169,9 @@ def run_demo(workdir: Path, duration_s: float | None, timing: bool) -> None:
         for line in site.describe():
             click.echo(f"  {line}")
         click.echo(f"  edge config: {workdir / 'edge.yaml'} (outbox {workdir / 'edge-outbox.sqlite'})")
-        click.echo("  Try: estatehub sim scan gate-scanner GUARD-0042   |   estatehub sim fault b1-u04-elec no_response")
+        click.echo(
+            "  Try: estatehub sim scan gate-scanner GUARD-0042   |   estatehub sim fault b1-u04-elec no_response"
+        )
         click.echo("  The cloud hub (console, bills) is not part of this build yet; a demo receiver acks and counts.")
         click.echo("  Ctrl-C stops everything.")
         asyncio.run(_supervise(config, receiver, duration_s))
@@ -169,11 +195,17 @@ async def _supervise(config: Any, receiver: DemoReceiver, duration_s: float | No
 
 
 @click.command()
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path(".demo"), show_default=True,
-              help="Where the demo keeps the edge outbox, its config and the broker's password file.")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".demo"),
+    show_default=True,
+    help="Where the demo keeps the edge outbox, its config and the broker's password file.",
+)
 @click.option("--duration", type=float, help="Stop after this many seconds (default: run until Ctrl-C).")
-@click.option("--timing/--no-timing", default=True, show_default=True,
-              help="Emulate RS-485 wire timing in the simulated meters.")
+@click.option(
+    "--timing/--no-timing", default=True, show_default=True, help="Emulate RS-485 wire timing in the simulated meters."
+)
 def demo(workdir: Path, duration: float | None, timing: bool) -> None:
     """Run the simulated site, the edge agent and an embedded broker, and show what flows."""
     run_demo(workdir, duration, timing)

@@ -37,8 +37,12 @@ class EdgeAgent:
         ]
         self.scanners = [ScannerReader(s, self.outbox.add) for s in config.scanners]
         self.uplink = Uplink(
-            self.outbox, config.broker, EdgeTopics(config.site, config.edge), config.uplink,
-            status=self.status, client_id=f"eh-edge-{config.site}-{config.edge}",
+            self.outbox,
+            config.broker,
+            EdgeTopics(config.site, config.edge),
+            config.uplink,
+            status=self.status,
+            client_id=f"eh-edge-{config.site}-{config.edge}",
         )
 
     async def _commit(self, records: list[Record]) -> None:
@@ -70,8 +74,14 @@ class EdgeAgent:
             shortest = min((g.interval_s for p in pollers for g in p.groups), default=1.0)
             for i, poller in enumerate(pollers):
                 tasks.append(asyncio.create_task(poller.run(stagger_s=shortest * i / len(pollers)), name=poller.name))
-        log.info("edge %s/%s: polling %d devices on %d buses, %d scanners",
-                 self.config.site, self.config.edge, len(self.pollers), len(self.hubs), len(self.scanners))
+        log.info(
+            "edge %s/%s: polling %d devices on %d buses, %d scanners",
+            self.config.site,
+            self.config.edge,
+            len(self.pollers),
+            len(self.hubs),
+            len(self.scanners),
+        )
         try:
             await stop.wait()
         finally:

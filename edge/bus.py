@@ -108,11 +108,17 @@ class BusHub:
         common = dict(timeout=c.timeout_s, retries=0, reconnect_delay=1.0, reconnect_delay_max=30.0)
         if isinstance(c, RtuBus):
             return AsyncModbusSerialClient(
-                c.port, baudrate=c.baudrate, parity=c.parity, stopbits=c.stopbits,
-                trace_packet=self._watch.trace, **common,
+                c.port,
+                baudrate=c.baudrate,
+                parity=c.parity,
+                stopbits=c.stopbits,
+                trace_packet=self._watch.trace,
+                **common,
             )
         if isinstance(c, RtuOverTcpBus):
-            return AsyncModbusTcpClient(c.host, port=c.port, framer=FramerType.RTU, trace_packet=self._watch.trace, **common)
+            return AsyncModbusTcpClient(
+                c.host, port=c.port, framer=FramerType.RTU, trace_packet=self._watch.trace, **common
+            )
         return AsyncModbusTcpClient(c.host, port=c.port, **common)
 
     @property

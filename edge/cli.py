@@ -34,18 +34,26 @@ def check(config_path: str) -> None:
     except ConfigError as exc:
         _fail(str(exc))
     buses = {b.name: b for b in config.buses}
-    click.echo(f"site {config.site}, edge {config.edge}: {len(config.buses)} buses, {len(config.devices)} devices, "
-               f"{len(config.rules)} rules, {len(config.scanners)} scanners; config version {config.version}")
+    click.echo(
+        f"site {config.site}, edge {config.edge}: {len(config.buses)} buses, {len(config.devices)} devices, "
+        f"{len(config.rules)} rules, {len(config.scanners)} scanners; config version {config.version}"
+    )
     for device in config.devices:
         profile = config.profile_for(device)
         timing = line_timing(buses[device.bus])
-        plan = plan_reads(profile.points, timing, max_count=profile.workarounds.max_registers_per_request,
-                          unreadable=profile.workarounds.unreadable)
+        plan = plan_reads(
+            profile.points,
+            timing,
+            max_count=profile.workarounds.max_registers_per_request,
+            unreadable=profile.workarounds.unreadable,
+        )
         naive = plan_naive(profile.points)
-        click.echo(f"  {device.bus}/{device.name} unit {device.unit_id} {profile.id}"
-                   f"{'/' + device.variant if device.variant else ''}: {len(plan)} requests "
-                   f"({plan_cost(plan, timing) * 1000:.0f} ms on the wire; one per point would be {len(naive)}, "
-                   f"{plan_cost(naive, timing) * 1000:.0f} ms)")
+        click.echo(
+            f"  {device.bus}/{device.name} unit {device.unit_id} {profile.id}"
+            f"{'/' + device.variant if device.variant else ''}: {len(plan)} requests "
+            f"({plan_cost(plan, timing) * 1000:.0f} ms on the wire; one per point would be {len(naive)}, "
+            f"{plan_cost(naive, timing) * 1000:.0f} ms)"
+        )
 
 
 @edge.command()
@@ -69,8 +77,16 @@ def run(config_path: str) -> None:
     asyncio.run(main())
 
 
-def _bus_from_options(port: str | None, host: str | None, tcp_port: int, rtu_over_tcp: bool,
-                      baudrate: int, parity: str, stopbits: int, timeout: float) -> Any:
+def _bus_from_options(
+    port: str | None,
+    host: str | None,
+    tcp_port: int,
+    rtu_over_tcp: bool,
+    baudrate: int,
+    parity: str,
+    stopbits: int,
+    timeout: float,
+) -> Any:
     if bool(port) == bool(host):
         _fail("give exactly one of --port (serial RS-485) or --host (Modbus TCP / RTU-over-TCP gateway)")
     if port:
@@ -80,8 +96,10 @@ def _bus_from_options(port: str | None, host: str | None, tcp_port: int, rtu_ove
         if rtu_over_tcp:
             bus |= {"baudrate": baudrate, "parity": parity, "stopbits": stopbits}
     try:
-        return parse_config({"site": "probe", "edge": "probe", "buses": [{"name": "probe", "timeout_s": timeout, **bus}]},
-                            "probe options").buses[0]
+        return parse_config(
+            {"site": "probe", "edge": "probe", "buses": [{"name": "probe", "timeout_s": timeout, **bus}]},
+            "probe options",
+        ).buses[0]
     except ConfigError as exc:
         _fail(str(exc))
 
@@ -95,14 +113,28 @@ def _bus_from_options(port: str | None, host: str | None, tcp_port: int, rtu_ove
 @click.option("--parity", type=click.Choice(["N", "E", "O"]), default="N", show_default=True)
 @click.option("--stopbits", type=click.Choice(["1", "2"]), default="1", show_default=True)
 @click.option("--timeout", default=0.5, show_default=True, help="Seconds to wait for each reply.")
-@click.option("--profile", "profile_id", required=True, help="Profile id (see 'estatehub edge profiles') or a profile YAML path.")
+@click.option(
+    "--profile", "profile_id", required=True, help="Profile id (see 'estatehub edge profiles') or a profile YAML path."
+)
 @click.option("--variant", help="Profile variant, for meters whose register maps differ between sources.")
 @click.option("--unit", "unit_id", type=click.IntRange(1, 247), help="Unit id (Modbus slave address) to read.")
 @click.option("--scan", "scan_range", help="Scan unit ids instead, e.g. 1-32.")
 @click.option("--all-orders", is_flag=True, help="Also show multi-register values decoded in every word order.")
-def probe(port: str | None, host: str | None, tcp_port: int, rtu_over_tcp: bool, baudrate: int, parity: str,
-          stopbits: str, timeout: float, profile_id: str, variant: str | None, unit_id: int | None,
-          scan_range: str | None, all_orders: bool) -> None:
+def probe(
+    port: str | None,
+    host: str | None,
+    tcp_port: int,
+    rtu_over_tcp: bool,
+    baudrate: int,
+    parity: str,
+    stopbits: str,
+    timeout: float,
+    profile_id: str,
+    variant: str | None,
+    unit_id: int | None,
+    scan_range: str | None,
+    all_orders: bool,
+) -> None:
     """Read one device once with a profile, or scan a bus for unit ids that answer."""
     from edge.probe import format_probe, probe_device, scan_units
     from protocols.profiles import ProfileError, load_profile

@@ -170,10 +170,14 @@ class EdgeConfig(_Model):
         seen_units: dict[tuple[str, int], str] = {}
         for d in self.devices:
             if d.bus not in buses:
-                raise ValueError(f"device {d.name}: bus {d.bus!r} is not defined under buses ({sorted(buses) or 'none'})")
+                raise ValueError(
+                    f"device {d.name}: bus {d.bus!r} is not defined under buses ({sorted(buses) or 'none'})"
+                )
             other = seen_units.setdefault((d.bus, d.unit_id), d.name)
             if other != d.name:
-                raise ValueError(f"device {d.name}: unit_id {d.unit_id} on bus {d.bus} is already used by device {other}")
+                raise ValueError(
+                    f"device {d.name}: unit_id {d.unit_id} on bus {d.bus} is already used by device {other}"
+                )
         return self
 
     def profile_for(self, device: DeviceConfig) -> Profile:

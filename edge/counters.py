@@ -30,17 +30,24 @@ def check_counter(previous: float | None, current: float, rollover: float | None
         return None
     if rollover is not None and previous >= rollover * (1 - ROLLOVER_BAND) and current <= rollover * ROLLOVER_BAND:
         return CounterJump(
-            EventType.COUNTER_ROLLOVER, previous, current,
+            EventType.COUNTER_ROLLOVER,
+            previous,
+            current,
             f"counter wrapped at {rollover:g}: {previous:g} -> {current:g} (advance {rollover - previous + current:g})",
         )
     if current <= previous * REPLACEMENT_FRACTION:
         return CounterJump(
-            EventType.METER_REPLACED, previous, current,
+            EventType.METER_REPLACED,
+            previous,
+            current,
             f"counter restarted: old final {previous:g}, new initial {current:g}",
         )
     return CounterJump(
-        EventType.COUNTER_DECREASE, previous, current,
-        f"counter went backwards by {previous - current:g} ({previous:g} -> {current:g}): reverse flow, tamper or bad read",
+        EventType.COUNTER_DECREASE,
+        previous,
+        current,
+        f"counter went backwards by {previous - current:g} ({previous:g} -> {current:g}): "
+        "reverse flow, tamper or a bad read",
     )
 
 

@@ -61,7 +61,12 @@ class DeviceHealth:
         self.latency_ms_avg = round(ms if self.latency_ms_avg is None else 0.9 * self.latency_ms_avg + 0.1 * ms, 2)
 
     def record_error(self, kind: str, message: str) -> None:
-        counter = {"timeout": "timeouts", "crc_error": "crc_errors", "exception": "exceptions", "link_down": "link_down"}[kind]
+        counter = {
+            "timeout": "timeouts",
+            "crc_error": "crc_errors",
+            "exception": "exceptions",
+            "link_down": "link_down",
+        }[kind]
         setattr(self, counter, getattr(self, counter) + 1)
         self.consecutive_failures += 1
         self.last_error = message

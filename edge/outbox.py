@@ -181,9 +181,7 @@ class Outbox:
                 "by_limit": dropped - by_age,
             },
         )
-        self._db.execute(
-            "INSERT INTO records VALUES (?, 'event', ?, ?, ?)", (event.seq, now, event.ts, _body(event))
-        )
+        self._db.execute("INSERT INTO records VALUES (?, 'event', ?, ?, ?)", (event.seq, now, event.ts, _body(event)))
         log.warning("%s: %s", self.path, event.message)
         return last + 1, dropped
 
@@ -218,7 +216,10 @@ class Outbox:
                 log.warning(
                     "%s: the hub acknowledged seq %d but the last seq handed out here is %d (was the outbox "
                     "replaced?); new records continue from seq %d",
-                    self.path, through, last, through + 1,
+                    self.path,
+                    through,
+                    last,
+                    through + 1,
                 )
                 last = through
             with self._db:

@@ -81,7 +81,8 @@ class DevicePoller:
         key = frozenset(g.name for g in groups)
         if key not in self._plans:
             self._plans[key] = plan_reads(
-                [p for g in groups for p in g.points], self.hub.timing,
+                [p for g in groups for p in g.points],
+                self.hub.timing,
                 max_count=self.profile.workarounds.max_registers_per_request,
                 unreadable=self.profile.workarounds.unreadable,
             )
@@ -103,7 +104,13 @@ class DevicePoller:
                 behind = time.monotonic() - due[group.name]
                 if behind > 0:
                     skipped = int(behind // group.interval_s) + 1
-                    log.warning("%s/%s: bus overloaded, skipping %d poll(s) of %s", self.hub.name, self.name, skipped, group.name)
+                    log.warning(
+                        "%s/%s: bus overloaded, skipping %d poll(s) of %s",
+                        self.hub.name,
+                        self.name,
+                        skipped,
+                        group.name,
+                    )
                     due[group.name] += skipped * group.interval_s
 
     async def poll(self, groups: Sequence[PollGroup] | None = None) -> bool:
@@ -142,7 +149,9 @@ class DevicePoller:
         window = self.breaker.trip(time.monotonic())
         if not was_open:
             log.warning("%s/%s: %s; backing off %.0fs", self.hub.name, self.name, exc, window)
-            await self.sink([self._event(EventType.DEVICE_OFFLINE, None, str(exc), {"error": exc.kind, "backoff_s": window})])
+            await self.sink(
+                [self._event(EventType.DEVICE_OFFLINE, None, str(exc), {"error": exc.kind, "backoff_s": window})]
+            )
 
     def _records(self, values: dict[str, float]) -> list[Record]:
         ts = now_ms()
@@ -150,10 +159,17 @@ class DevicePoller:
         for name, value in values.items():
             point = self.profile.point(name)
             quality = Quality.OUT_OF_RANGE if point.out_of_range(value) else Quality.GOOD
-            records.append({
-                "kind": "reading", "ts": ts, "device": self.name, "point": name,
-                "quantity": point.quantity.value, "value": value, "quality": quality.value,
-            })
+            records.append(
+                {
+                    "kind": "reading",
+                    "ts": ts,
+                    "device": self.name,
+                    "point": name,
+                    "quantity": point.quantity.value,
+                    "value": value,
+                    "quality": quality.value,
+                }
+            )
             records.extend(self._checks(point, value, ts))
         return records
 
@@ -162,14 +178,39 @@ class DevicePoller:
         if point.kind is PointKind.COUNTER:
             jump = self.counters.observe(self.name, point.name, value, point.rollover)
             if jump:
-                events.append(self._event(jump.type, point.name, jump.message, {"previous": jump.previous, "current": jump.current}, ts))
+                events.append(
+                    self._event(
+                        jump.type, point.name, jump.message, {"previous": jump.previous, "current": jump.current}, ts
+                    )
+                )
         for change in self.rules.evaluate(self.name, point.name, value, time.monotonic()):
             rule = change.rule
-            events.append(self._event(change.type, point.name, change.message, {
-                "rule": rule.name, "value": value, "severity": rule.severity,
-                "limit": rule.above if rule.above is not None else rule.below, "hysteresis": rule.hysteresis,
-            }, ts))
+            events.append(
+                self._event(
+                    change.type,
+                    point.name,
+                    change.message,
+                    {
+                        "rule": rule.name,
+                        "value": value,
+                        "severity": rule.severity,
+                        "limit": rule.above if rule.above is not None else rule.below,
+                        "hysteresis": rule.hysteresis,
+                    },
+                    ts,
+                )
+            )
         return events
 
-    def _event(self, type_: EventType, point: str | None, message: str, data: dict[str, Any], ts: int | None = None) -> Record:
-        return {"kind": "event", "ts": ts or now_ms(), "type": type_.value, "device": self.name, "point": point, "message": message, "data": data}
+    def _event(
+        self, type_: EventType, point: str | None, message: str, data: dict[str, Any], ts: int | None = None
+    ) -> Record:
+        return {
+            "kind": "event",
+            "ts": ts or now_ms(),
+            "type": type_.value,
+            "device": self.name,
+            "point": point,
+            "message": message,
+            "data": data,
+        }

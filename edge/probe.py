@@ -33,7 +33,8 @@ class ProbedPoint:
 
 def _plan(profile: Profile, hub: BusHub) -> list[ReadRequest]:
     return plan_reads(
-        profile.points, hub.timing,
+        profile.points,
+        hub.timing,
         max_count=profile.workarounds.max_registers_per_request,
         unreadable=profile.workarounds.unreadable,
     )
@@ -51,7 +52,7 @@ async def probe_device(bus: Bus, unit_id: int, profile: Profile) -> list[ProbedP
                 continue
             for p in request.points:
                 start = p.address - request.address
-                own = registers[start:start + p.register_count]
+                own = registers[start : start + p.register_count]
                 results.append(ProbedPoint(p, own, p.decode(own)))
     finally:
         hub.close()

@@ -67,11 +67,18 @@ class RuleEngine:
                 return None
             state.active = True
             return AlarmChange(
-                EventType.ALARM_RAISED, rule, value,
+                EventType.ALARM_RAISED,
+                rule,
+                value,
                 f"{rule.device}.{rule.point} = {value:g} {side} {limit:g} for {now - state.beyond_since:.0f}s",
             )
         if back:
             state.active = False
             state.beyond_since = None
-            return AlarmChange(EventType.ALARM_CLEARED, rule, value, f"{rule.device}.{rule.point} = {value:g} back from {side} {limit:g}")
+            return AlarmChange(
+                EventType.ALARM_CLEARED,
+                rule,
+                value,
+                f"{rule.device}.{rule.point} = {value:g} back from {side} {limit:g}",
+            )
         return None

@@ -63,9 +63,16 @@ class ScannerReader:
         if not raw:
             return
         code = raw.decode("utf-8", errors="replace")
-        self._commit([{
-            "kind": "event", "ts": int(time.time() * 1000), "type": EventType.PATROL_SCAN.value,
-            "device": self.config.name, "message": f"scan at {self.config.checkpoint}",
-            "data": {"checkpoint": self.config.checkpoint, "code": code, "scanner": self.config.name},
-        }])
+        self._commit(
+            [
+                {
+                    "kind": "event",
+                    "ts": int(time.time() * 1000),
+                    "type": EventType.PATROL_SCAN.value,
+                    "device": self.config.name,
+                    "message": f"scan at {self.config.checkpoint}",
+                    "data": {"checkpoint": self.config.checkpoint, "code": code, "scanner": self.config.name},
+                }
+            ]
+        )
         self.scans += 1

@@ -234,9 +234,7 @@ class Uplink:
 
     # --- paho callbacks (on the uplink thread) -------------------------------------------------------------
 
-    def _on_connect(
-        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
-    ) -> None:
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any) -> None:
         b = self._broker
         if reason.is_failure:
             log.error("uplink: broker %s:%d refused the connection: %s", b.host, b.port, reason)
@@ -384,8 +382,12 @@ class Uplink:
     def _status_payload(self, state: EdgeState) -> bytes:
         stats = self._outbox.stats()
         own: dict[str, Any] = {
-            "site": self._topics.site, "edge": self._topics.edge, "sent_at": _now_ms(), "state": state,
-            "backlog": stats.backlog, "dropped_total": stats.dropped_total,
+            "site": self._topics.site,
+            "edge": self._topics.edge,
+            "sent_at": _now_ms(),
+            "state": state,
+            "backlog": stats.backlog,
+            "dropped_total": stats.dropped_total,
         }
         try:
             return encode(Status(**{**self._status(), **own}))

@@ -133,7 +133,7 @@ def decode(payload: bytes | str) -> DataBatch | EventBatch | Status | Ack:
     if model is None:
         raise ProtocolError(f"unknown message kind {kind!r}; expected one of {sorted(_BY_KIND)}")
     try:
-        return model.model_validate_json(payload if isinstance(payload, (bytes, str)) else json.dumps(raw))
+        return model.model_validate_json(payload)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

@@ -132,7 +132,9 @@ class Profile(_Model):
             raise ValueError(f"duplicate point names: {', '.join(dupes)}")
         for p in self.points:
             if p.group not in self.poll_groups:
-                raise ValueError(f"point {p.name}: poll group {p.group!r} is not in poll_groups {sorted(self.poll_groups)}")
+                raise ValueError(
+                    f"point {p.name}: poll group {p.group!r} is not in poll_groups {sorted(self.poll_groups)}"
+                )
         for vname, variant in self.variants.items():
             unknown = sorted(set(variant.points) - set(names))
             if unknown:
@@ -151,7 +153,9 @@ class Profile(_Model):
         if name is None:
             return self
         if name not in self.variants:
-            raise ProfileError(f"profile {self.id} has no variant {name!r}; choose one of {sorted(self.variants) or 'none'}")
+            raise ProfileError(
+                f"profile {self.id} has no variant {name!r}; choose one of {sorted(self.variants) or 'none'}"
+            )
         return self.model_copy(update={"points": self._variant_points(name, self.variants[name]), "variants": {}})
 
     def _variant_points(self, name: str, variant: Variant) -> list[Point]:

@@ -51,7 +51,7 @@ def _splittings(points: list[Point]) -> Iterator[list[list[Point]]]:
     """Every way to cut the sequence into contiguous runs: 2^(n-1) of them."""
     for cuts in itertools.product((False, True), repeat=len(points) - 1):
         groups, current = [], [points[0]]
-        for point, cut in zip(points[1:], cuts):
+        for point, cut in zip(points[1:], cuts, strict=False):
             if cut:
                 groups.append(current)
                 current = []
