@@ -136,7 +136,7 @@ def probe(
     all_orders: bool,
 ) -> None:
     """Read one device once with a profile, or scan a bus for unit ids that answer."""
-    from edge.probe import format_probe, probe_device, scan_units
+    from edge.probe import diagnose, format_probe, probe_device, scan_units
     from protocols.profiles import ProfileError, load_profile
 
     bus = _bus_from_options(port, host, tcp_port, rtu_over_tcp, baudrate, parity, int(stopbits), timeout)
@@ -160,8 +160,9 @@ def probe(
     results = asyncio.run(probe_device(bus, unit_id, profile))
     click.echo(f"{profile.name} ({profile.id}{'/' + variant if variant else ''}) unit {unit_id}")
     click.echo(format_probe(results, all_orders))
-    if all(r.value is None for r in results):
-        _fail("no point could be read: check wiring (A/B swapped?), unit id, baud rate and parity")
+    hint = diagnose(results)
+    if hint:
+        _fail(f"nothing could be read: {hint}")
 
 
 @edge.command()

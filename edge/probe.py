@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from edge.bus import BusError, BusHub
+from edge.bus import BusError, BusHub, DeviceException
 from edge.config import Bus
 from protocols.modbus.datatypes import WordOrder, decode_raw
 from protocols.modbus.planner import ReadRequest, plan_reads
@@ -31,6 +31,29 @@ class ProbedPoint:
         return {o.value: decode_raw(p.data_type, o, self.registers) * p.scale + p.offset for o in WordOrder}
 
 
+EXCEPTION_NAMES = {1: "illegal function", 2: "illegal address", 3: "illegal value", 4: "device failure"}
+
+
+def _short(exc: BusError) -> str:
+    if isinstance(exc, DeviceException):
+        return f"exception {exc.code} ({EXCEPTION_NAMES.get(exc.code, 'other')})"
+    return {"timeout": "no reply", "crc_error": "CRC error", "link_down": "port unavailable"}.get(exc.kind, exc.kind)
+
+
+def diagnose(results: list[ProbedPoint]) -> str | None:
+    """A hint for the field engineer when nothing could be read, based on how it failed."""
+    if any(r.value is not None for r in results):
+        return None
+    if all(r.error.startswith("exception") for r in results):
+        return (
+            "the device answers but refuses these registers: wrong function code or register map; "
+            "try another --variant of the profile, or another profile"
+        )
+    if any(r.error == "CRC error" for r in results):
+        return "replies arrive garbled: check baud rate, parity and stop bits, and bus termination"
+    return "no reply: check wiring (A/B swapped?), unit id, baud rate and parity"
+
+
 def _plan(profile: Profile, hub: BusHub) -> list[ReadRequest]:
     return plan_reads(
         profile.points,
@@ -48,7 +71,7 @@ async def probe_device(bus: Bus, unit_id: int, profile: Profile) -> list[ProbedP
             try:
                 registers = await hub.read(unit_id, request)
             except BusError as exc:
-                results += [ProbedPoint(p, None, None, f"{exc.kind}: {exc}") for p in request.points]
+                results += [ProbedPoint(p, None, None, _short(exc)) for p in request.points]
                 continue
             for p in request.points:
                 start = p.address - request.address
