@@ -67,6 +67,9 @@ class Hub:
     port: int
     site: str
     ack: bool = True
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
     ignore_first: int = 0
     """Silently lose this many batches first (as if the hub crashed before storing them)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -87,6 +90,10 @@ class Hub:
         self.client.on_subscribe = lambda *_: self._subscribed.set()
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.1, 0.3)  # type: ignore[arg-type]  # floats work; the hint says int
+        if self.username:
+            self.client.username_pw_set(self.username, self.password)
+        if self.ca_file:
+            self.client.tls_set(ca_certs=self.ca_file)
         self.client.connect_async(self.host, self.port, keepalive=10)
         self.client.loop_start()
         assert self._subscribed.wait(5), "test hub could not subscribe"
