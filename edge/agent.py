@@ -56,10 +56,8 @@ class EdgeAgent:
             "profile_versions": {p.profile.id: p.profile.version for p in self.pollers},
             "backlog": stats.backlog,
             "dropped_total": stats.dropped_total,
+            "links": {p.name: p.health.as_link(ok=not p.breaker.open) for p in self.pollers},
         }
-
-    def link_health(self) -> dict[str, dict[str, Any]]:
-        return {p.name: p.health.as_dict() for p in self.pollers}
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; readings stay in the outbox whatever happens to the uplink."""

@@ -60,6 +60,8 @@ class UplinkConfig(_Model):
     ack_timeout_s: Seconds = 15.0
     replay_records_per_s: Annotated[float, Field(gt=0)] = 2000.0
     """Backlog replay rate after an outage; fresh data is sent beside it, not behind it."""
+    status_interval_s: Seconds = 60.0
+    """How often the retained status (backlog, link health per device) is refreshed while connected."""
 
 
 class _BusBase(_Model):

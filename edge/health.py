@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+
+from protocols.messages import LinkHealth
 
 
 @dataclass
@@ -71,5 +72,16 @@ class DeviceHealth:
         self.consecutive_failures += 1
         self.last_error = message
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def as_link(self, ok: bool) -> LinkHealth:
+        """The upstream view of this device's link, for the edge's status message."""
+        return LinkHealth(
+            ok=ok,
+            good_reads=self.good_reads,
+            timeouts=self.timeouts,
+            crc_errors=self.crc_errors,
+            exceptions=self.exceptions,
+            skipped_in_backoff=self.skipped_in_backoff,
+            last_good_ts=None if self.last_good_ts is None else int(self.last_good_ts * 1000),
+            latency_ms_avg=self.latency_ms_avg,
+            last_error=self.last_error,
+        )

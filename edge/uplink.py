@@ -16,6 +16,7 @@ After an outage the records collected while away are a backlog, replayed in seq 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -123,6 +124,7 @@ class Uplink:
         self._burst = max(1.0, settings.replay_records_per_s * REPLAY_BURST_S)
         self._tokens = self._burst
         self._refilled_at = time.monotonic()
+        self._status_due = math.inf
 
     def _make_client(self, client_id: str) -> mqtt.Client:
         broker = self._broker
@@ -206,6 +208,8 @@ class Uplink:
             return
         if self._connected:
             self._pump()
+            if time.monotonic() >= self._status_due:
+                self._publish_status()
 
     def _connect_failed(self, why: str) -> None:
         b = self._broker
@@ -255,7 +259,12 @@ class Uplink:
             self._replay.append([self._fresh_from, last])
             self._fresh_from = last + 1
         self._set_connected(True)
-        info = client.publish(self._status_topic, self._status_payload(EdgeState.ONLINE), qos=1, retain=True)
+        self._publish_status()
+
+    def _publish_status(self) -> None:
+        """The retained online status; refreshed every status_interval_s so backlog and link health stay current."""
+        self._status_due = time.monotonic() + self._settings.status_interval_s
+        info = self._client.publish(self._status_topic, self._status_payload(EdgeState.ONLINE), qos=1, retain=True)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             log.warning("uplink: publishing the online status failed: %s", mqtt.error_string(info.rc))
 

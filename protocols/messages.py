@@ -86,6 +86,20 @@ class EdgeState(StrEnum):
     OFFLINE = "offline"
 
 
+class LinkHealth(_Strict):
+    """How one device on the edge's buses answers; lets the hub tell a dead meter from a quiet one."""
+
+    ok: bool
+    good_reads: Annotated[int, Field(ge=0)] = 0
+    timeouts: Annotated[int, Field(ge=0)] = 0
+    crc_errors: Annotated[int, Field(ge=0)] = 0
+    exceptions: Annotated[int, Field(ge=0)] = 0
+    skipped_in_backoff: Annotated[int, Field(ge=0)] = 0
+    last_good_ts: EpochMs | None = None
+    latency_ms_avg: float | None = None
+    last_error: str = ""
+
+
 class Status(_Uplink):
     """Retained birth message; the same shape with state=offline is the MQTT will."""
 
@@ -96,6 +110,7 @@ class Status(_Uplink):
     profile_versions: dict[str, int] = Field(default_factory=dict)
     backlog: int = 0
     dropped_total: int = 0
+    links: dict[str, LinkHealth] = Field(default_factory=dict)
 
 
 class Ack(_Strict):

@@ -65,7 +65,7 @@ def write_config(site: RunningSite, tmp_path: Path, host: str, port: int) -> tup
     data["site"], data["edge"] = f"e2e-{tag}", f"edge-{tag}"
     data["broker"] = {"host": host, "port": port, "keepalive_s": 5, "reconnect_min_s": 0.2, "reconnect_max_s": 2}
     data["outbox"] = {"path": str(tmp_path / "outbox.sqlite")}
-    data["uplink"] = {"ack_timeout_s": 3, "batch_max_records": 200, "replay_records_per_s": 500}
+    data["uplink"] = {"ack_timeout_s": 3, "batch_max_records": 200, "replay_records_per_s": 500, "status_interval_s": 2}
     for bus in data["buses"]:
         bus.update(timeout_s=0.3, backoff_initial_s=2)
     for device in data["devices"]:
@@ -157,7 +157,12 @@ def test_edge_killed_with_sigkill_and_restarted(site: RunningSite, shared_broker
         edge.signal(signal.SIGKILL)
         edge.start()
         time.sleep(4)
+        healthy = hub.statuses[-1].links
+        assert set(healthy) == set(site.devices) and all(link.ok and link.good_reads for link in healthy.values())
         quiesce(site, hub, topics)
+        wait_until(lambda: not any(link.ok for link in hub.statuses[-1].links.values()), 10,
+                   "link health at the hub to show every silent meter")
+        assert all(link.timeouts >= 1 and link.last_error for link in hub.statuses[-1].links.values())
         edge.signal(signal.SIGTERM)
         last_seq = produced_seqs(tmp_path / "outbox.sqlite")
         assert_exactly_once(hub, topics, last_seq)

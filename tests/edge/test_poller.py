@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 
 from edge.bus import BusHub
-from edge.config import DeviceConfig, RtuBus, ThresholdRule
+from edge.config import DeviceConfig, RtuBus, RtuOverTcpBus, TcpBus, ThresholdRule
 from edge.counters import CounterTracker
 from edge.poller import DevicePoller, Record
 from edge.rules import RuleEngine
 from firmware_sims.device import SimulatedDevice
 from firmware_sims.faults import Fault, FaultKind
 from firmware_sims.rtu_server import RtuServer
+from firmware_sims.tcp_server import TcpServer
 from protocols.modbus.wire import LineTiming
 from protocols.profiles import load_profile
 
@@ -195,3 +196,33 @@ def test_edge_rule_raises_an_alarm_from_polled_values() -> None:
     (alarm,) = sink.events("alarm_raised")
     assert alarm["data"]["rule"] == "current-high" and alarm["data"]["severity"] == "critical"
     assert {r["point"] for _, r in sink.readings("m1")} >= {"running", "fault", "outlet_pressure"}, "bit points read too"
+
+
+@pytest.mark.parametrize("framing", ["mbap", "rtu"])
+def test_modbus_tcp_and_rtu_over_tcp_gateways(framing: str) -> None:
+    devices = [SimulatedDevice(load_profile("chint_dtsu666"), unit, seed=unit) for unit in (1, 2)]
+    devices[1].set_fault(Fault(kind=FaultKind.EXCEPTION, exception_code=11))
+    sink = Collector()
+    with TcpServer(devices, framing=framing) as gateway:
+        if framing == "mbap":
+            bus: TcpBus | RtuOverTcpBus = TcpBus(name="gw", type="modbus-tcp", host="127.0.0.1", port=gateway.port)
+        else:
+            bus = RtuOverTcpBus(name="gw", type="rtu-over-tcp", host="127.0.0.1", port=gateway.port)
+        hub = BusHub(bus)
+        pollers = [
+            DevicePoller(DeviceConfig(name=f"m{d.unit_id}", bus="gw", unit_id=d.unit_id, profile=d.profile.id),
+                         d.profile, hub, sink, CounterTracker(), RuleEngine([]))
+            for d in devices
+        ]
+
+        async def once() -> list[bool]:
+            try:
+                return [await p.poll() for p in pollers]
+            finally:
+                hub.close()
+
+        assert asyncio.run(once()) == [True, False]
+    voltage = next(r["value"] for _, r in sink.readings("m1") if r["point"] == "voltage_a")
+    assert 200 < voltage < 240
+    assert pollers[1].health.exceptions == len(pollers[1].plan(pollers[1].groups)), "exceptions counted per request"
+    assert pollers[1].health.timeouts == 0 and not pollers[1].breaker.open, "an answering device is not backed off"

@@ -288,3 +288,12 @@ def test_killed_edge_is_marked_offline_by_its_will(tmp_path: Path, shared_broker
             child.wait()
         hub.close()
         forget_edge(host, port, client_id, topics)
+
+
+def test_status_is_refreshed_while_connected(shared_broker: tuple[str, int], make_rig: RigFactory) -> None:
+    rig = make_rig(shared_broker, status_interval_s=0.3)
+    rig.wait_connected()
+    rig.outbox.add([reading(i) for i in range(3)])
+    wait_until(lambda: len(rig.hub.statuses) >= 4, 5, "periodic status refreshes")
+    assert all(s.state is EdgeState.ONLINE for s in rig.hub.statuses)
+    assert rig.hub.statuses[0].backlog == 0 and rig.hub.statuses[-1].config_version == "cfg-1"
