@@ -25,35 +25,39 @@ def edge() -> None:
 @edge.command()
 @click.argument("config_path", type=click.Path(dir_okay=False))
 def check(config_path: str) -> None:
-    """Validate CONFIG_PATH and show the read plan of every device, without touching a bus."""
+    """Validate CONFIG_PATH and show each device's read plan and each bus's load, without touching a bus."""
     from edge.bus import line_timing
-    from protocols.modbus.planner import plan_cost, plan_naive, plan_reads
+    from edge.poller import poll_groups
+    from protocols.modbus.planner import plan_cost, plan_naive, plan_profile
 
     try:
         config = load_config(config_path)
     except ConfigError as exc:
         _fail(str(exc))
-    buses = {b.name: b for b in config.buses}
     click.echo(
         f"site {config.site}, edge {config.edge}: {len(config.buses)} buses, {len(config.devices)} devices, "
         f"{len(config.rules)} rules, {len(config.scanners)} scanners; config version {config.version}"
     )
-    for device in config.devices:
-        profile = config.profile_for(device)
-        timing = line_timing(buses[device.bus])
-        plan = plan_reads(
-            profile.points,
-            timing,
-            max_count=profile.workarounds.max_registers_per_request,
-            unreadable=profile.workarounds.unreadable,
-        )
-        naive = plan_naive(profile.points)
-        click.echo(
-            f"  {device.bus}/{device.name} unit {device.unit_id} {profile.id}"
-            f"{'/' + device.variant if device.variant else ''}: {len(plan)} requests "
-            f"({plan_cost(plan, timing) * 1000:.0f} ms on the wire; one per point would be {len(naive)}, "
-            f"{plan_cost(naive, timing) * 1000:.0f} ms)"
-        )
+    for bus in config.buses:
+        timing = line_timing(bus)
+        busy_s_per_s = 0.0
+        click.echo(f"bus {bus.name} ({bus.type}):")
+        for device in (d for d in config.devices if d.bus == bus.name):
+            profile = config.profile_for(device)
+            variant = f"/{device.variant}" if device.variant else ""
+            click.echo(f"  {device.name} unit {device.unit_id} {profile.id}{variant}")
+            for group in poll_groups(device, profile):
+                plan = plan_profile(profile, timing, [p.name for p in group.points])
+                naive = plan_naive(group.points)
+                cost = plan_cost(plan, timing)
+                busy_s_per_s += cost / group.interval_s
+                click.echo(
+                    f"    every {group.interval_s:g} s: {len(group.points)} points in {len(plan)} requests, "
+                    f"{cost * 1000:.0f} ms on the wire (one request per point: {len(naive)}, "
+                    f"{plan_cost(naive, timing) * 1000:.0f} ms)"
+                )
+        warning = "  <- over 80%: lengthen poll intervals or split the bus" if busy_s_per_s > 0.8 else ""
+        click.echo(f"  bus load {busy_s_per_s:.0%} of wire time{warning}")
 
 
 @edge.command()

@@ -20,7 +20,7 @@ from edge.counters import CounterTracker
 from edge.health import Breaker, DeviceHealth
 from edge.rules import RuleEngine
 from protocols.messages import EventType, Quality
-from protocols.modbus.planner import ReadRequest, plan_reads
+from protocols.modbus.planner import ReadRequest, plan_profile
 from protocols.profiles import Point, Profile
 from protocols.quantities import PointKind
 
@@ -47,6 +47,20 @@ class PollGroup:
     points: tuple[Point, ...]
 
 
+def poll_groups(device: DeviceConfig, profile: Profile) -> list[PollGroup]:
+    """The device's points by poll interval: profile groups, intervals overridden by the device config."""
+    wanted = set(device.points) if device.points else None
+    by_interval: dict[float, list[str]] = {}
+    for group, default_interval in profile.poll_groups.items():
+        by_interval.setdefault(device.poll_intervals.get(group, default_interval), []).append(group)
+    groups = []
+    for interval, names in sorted(by_interval.items()):
+        points = tuple(p for p in profile.points if p.group in names and (wanted is None or p.name in wanted))
+        if points:
+            groups.append(PollGroup("+".join(names), interval, points))
+    return groups
+
+
 @dataclass
 class DevicePoller:
     device: DeviceConfig
@@ -61,15 +75,7 @@ class DevicePoller:
     def __post_init__(self) -> None:
         bus = self.hub.config
         self.breaker = Breaker(bus.backoff_initial_s, bus.backoff_max_s)
-        wanted = set(self.device.points) if self.device.points else None
-        by_interval: dict[float, list[str]] = {}
-        for group, default_interval in self.profile.poll_groups.items():
-            by_interval.setdefault(self.device.poll_intervals.get(group, default_interval), []).append(group)
-        self.groups = []
-        for interval, names in sorted(by_interval.items()):
-            points = tuple(p for p in self.profile.points if p.group in names and (wanted is None or p.name in wanted))
-            if points:
-                self.groups.append(PollGroup("+".join(names), interval, points))
+        self.groups = poll_groups(self.device, self.profile)
         self._plans: dict[frozenset[str], list[ReadRequest]] = {}
 
     @property
@@ -80,12 +86,7 @@ class DevicePoller:
         """Requests for groups due together, planned jointly so neighbouring registers share a read."""
         key = frozenset(g.name for g in groups)
         if key not in self._plans:
-            self._plans[key] = plan_reads(
-                [p for g in groups for p in g.points],
-                self.hub.timing,
-                max_count=self.profile.workarounds.max_registers_per_request,
-                unreadable=self.profile.workarounds.unreadable,
-            )
+            self._plans[key] = plan_profile(self.profile, self.hub.timing, [p.name for g in groups for p in g.points])
         return self._plans[key]
 
     async def run(self, stagger_s: float = 0.0) -> None:

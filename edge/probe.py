@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from edge.bus import BusError, BusHub, DeviceException
 from edge.config import Bus
 from protocols.modbus.datatypes import WordOrder, decode_raw
-from protocols.modbus.planner import ReadRequest, plan_reads
+from protocols.modbus.planner import plan_profile
 from protocols.profiles import Point, Profile
 
 
@@ -54,20 +54,11 @@ def diagnose(results: list[ProbedPoint]) -> str | None:
     return "no reply: check wiring (A/B swapped?), unit id, baud rate and parity"
 
 
-def _plan(profile: Profile, hub: BusHub) -> list[ReadRequest]:
-    return plan_reads(
-        profile.points,
-        hub.timing,
-        max_count=profile.workarounds.max_registers_per_request,
-        unreadable=profile.workarounds.unreadable,
-    )
-
-
 async def probe_device(bus: Bus, unit_id: int, profile: Profile) -> list[ProbedPoint]:
     hub = BusHub(bus)
     results: list[ProbedPoint] = []
     try:
-        for request in _plan(profile, hub):
+        for request in plan_profile(profile, hub.timing):
             try:
                 registers = await hub.read(unit_id, request)
             except BusError as exc:
@@ -85,7 +76,7 @@ async def probe_device(bus: Bus, unit_id: int, profile: Profile) -> list[ProbedP
 async def scan_units(bus: Bus, unit_ids: range, profile: Profile) -> list[tuple[int, float]]:
     """Unit ids that answer the profile's first planned read, with their round-trip time in ms."""
     hub = BusHub(bus)
-    first = _plan(profile, hub)[0]
+    first = plan_profile(profile, hub.timing)[0]
     found = []
     try:
         for unit in unit_ids:

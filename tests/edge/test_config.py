@@ -97,3 +97,28 @@ def test_agent_refuses_to_start_on_a_bad_config(tmp_path: Path) -> None:
     assert "devices.0.unit_id: Input should be less than or equal to 247" in result.stderr
     assert "nothing was started" in result.stderr
     assert not (tmp_path / "outbox.sqlite").exists(), "a rejected config must not create an outbox"
+
+
+def test_check_shows_the_read_plan_and_bus_load_without_touching_a_bus() -> None:
+    from click.testing import CliRunner
+
+    from deploy.cli import main
+
+    result = CliRunner().invoke(main, ["edge", "check", str(SAMPLE)])
+    assert result.exit_code == 0, result.output
+    assert "every 10 s: 15 points in 2 requests" in result.output, "profile groups merged into few requests"
+    assert "every 10 s: 3 points in 1 requests" in result.output, "a device's `points` list is honoured"
+    assert "bus load" in result.output
+
+
+def test_check_reports_a_bad_config_and_fails(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from deploy.cli import main
+
+    path = tmp_path / "edge.yaml"
+    data = good()
+    data["devices"][0]["profile"] = "chint_dtsu999"
+    path.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(main, ["edge", "check", str(path)])
+    assert result.exit_code == 2 and "unknown profile 'chint_dtsu999'" in result.output
