@@ -27,7 +27,18 @@ from edge.agent import EdgeAgent
 from edge.config import parse_config
 from firmware_sims.control import DEFAULT_SOCKET, ControlServer
 from firmware_sims.site import start_site
-from protocols.messages import Ack, DataBatch, EdgeState, EventBatch, EventType, ProtocolError, Status, decode, encode
+from protocols.messages import (
+    Ack,
+    DataBatch,
+    EdgeState,
+    EventBatch,
+    EventType,
+    ProtocolError,
+    Reading,
+    Status,
+    decode,
+    encode,
+)
 from protocols.sequence import SeqTracker
 from protocols.topics import Downlink, EdgeTopics, parse_topic, uplink_filter
 
@@ -105,15 +116,15 @@ class DemoReceiver:
             for record in message.records:
                 if record.seq not in new:
                     continue
-                if isinstance(message, DataBatch):
+                if isinstance(record, Reading):
                     self.readings += 1
                     self.latest[record.device, record.point] = record.value
-                else:
-                    self.events[record.type.value] += 1
-                    if record.type is EventType.RECORDS_DROPPED:
-                        tracker.account([tuple(r) for r in record.data["ranges"]])
-                    if record.type in NOTABLE:
-                        click.echo(f"  event {record.type.value}: {record.device or ''} {record.message}")
+                    continue
+                self.events[record.type.value] += 1
+                if record.type is EventType.RECORDS_DROPPED:
+                    tracker.account([tuple(r) for r in record.data["ranges"]])
+                if record.type in NOTABLE:
+                    click.echo(f"  event {record.type.value}: {record.device or ''} {record.message}")
             ack = Ack(
                 edge=message.edge,
                 acked_through=tracker.acked_through,

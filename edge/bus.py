@@ -54,6 +54,7 @@ class LinkDown(BusError):
     kind = "link_down"
 
 
+RECONNECT_MAX_S = 30.0
 _READERS = {
     1: "read_coils",
     2: "read_discrete_inputs",
@@ -105,21 +106,20 @@ class BusHub:
 
     def _make_client(self) -> AsyncModbusSerialClient | AsyncModbusTcpClient:
         c = self.config
-        common = dict(timeout=c.timeout_s, retries=0, reconnect_delay=1.0, reconnect_delay_max=30.0)
+        # retries=0: the poller's breaker decides what a missed reply means, not the client
         if isinstance(c, RtuBus):
             return AsyncModbusSerialClient(
-                c.port,
-                baudrate=c.baudrate,
-                parity=c.parity,
-                stopbits=c.stopbits,
-                trace_packet=self._watch.trace,
-                **common,
-            )
+                c.port, baudrate=c.baudrate, parity=c.parity, stopbits=c.stopbits,
+                timeout=c.timeout_s, retries=0, reconnect_delay_max=RECONNECT_MAX_S, trace_packet=self._watch.trace,
+            )  # fmt: skip
         if isinstance(c, RtuOverTcpBus):
             return AsyncModbusTcpClient(
-                c.host, port=c.port, framer=FramerType.RTU, trace_packet=self._watch.trace, **common
-            )
-        return AsyncModbusTcpClient(c.host, port=c.port, **common)
+                c.host, port=c.port, framer=FramerType.RTU,
+                timeout=c.timeout_s, retries=0, reconnect_delay_max=RECONNECT_MAX_S, trace_packet=self._watch.trace,
+            )  # fmt: skip
+        return AsyncModbusTcpClient(
+            c.host, port=c.port, timeout=c.timeout_s, retries=0, reconnect_delay_max=RECONNECT_MAX_S
+        )
 
     @property
     def name(self) -> str:

@@ -5,16 +5,23 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-from edge.config import ConfigError, load_config, parse_config
+from edge.config import ConfigError, EdgeConfig, load_config, parse_config
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(message, err=True)
     sys.exit(2)
+
+
+def _load(config_path: str) -> EdgeConfig:
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        _fail(str(exc))
 
 
 @click.group()
@@ -30,10 +37,7 @@ def check(config_path: str) -> None:
     from edge.poller import poll_groups
     from protocols.modbus.planner import plan_cost, plan_naive, plan_profile
 
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        _fail(str(exc))
+    config = _load(config_path)
     click.echo(
         f"site {config.site}, edge {config.edge}: {len(config.buses)} buses, {len(config.devices)} devices, "
         f"{len(config.rules)} rules, {len(config.scanners)} scanners; config version {config.version}"
@@ -66,10 +70,7 @@ def run(config_path: str) -> None:
     """Run the agent with CONFIG_PATH until SIGINT/SIGTERM."""
     from edge.agent import EdgeAgent
 
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        _fail(str(exc))
+    config = _load(config_path)
 
     async def main() -> None:
         stop = asyncio.Event()

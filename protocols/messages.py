@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 Seq = Annotated[int, Field(ge=1)]
 EpochMs = Annotated[int, Field(ge=0)]
 Name = Annotated[str, Field(min_length=1, max_length=128)]
@@ -125,7 +125,12 @@ class Ack(_Strict):
 
 
 UplinkMessage = DataBatch | EventBatch | Status
-_BY_KIND: dict[str, type[_Strict]] = {"data": DataBatch, "events": EventBatch, "status": Status, "ack": Ack}
+_BY_KIND: dict[str, type[DataBatch | EventBatch | Status | Ack]] = {
+    "data": DataBatch,
+    "events": EventBatch,
+    "status": Status,
+    "ack": Ack,
+}
 
 
 def encode(message: _Strict) -> bytes:
