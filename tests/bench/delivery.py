@@ -20,8 +20,14 @@ POLL_BATCH = 50
 
 
 def reading(i: int) -> dict[str, Any]:
-    return {"kind": "reading", "ts": 1_700_000_000_000 + i, "device": f"m{i % 48}", "point": "energy_import",
-            "quantity": "energy_import_kwh", "value": 1000.0 + i}
+    return {
+        "kind": "reading",
+        "ts": 1_700_000_000_000 + i,
+        "device": f"m{i % 48}",
+        "point": "energy_import",
+        "quantity": "energy_import_kwh",
+        "value": 1000.0 + i,
+    }
 
 
 def run(host: str = "127.0.0.1", port: int = 1883) -> dict[str, float]:
@@ -35,9 +41,14 @@ def run(host: str = "127.0.0.1", port: int = 1883) -> dict[str, float]:
         tag = uuid.uuid4().hex[:8]
         topics, client_id = EdgeTopics(f"bench-{tag}", f"edge-{tag}"), f"bench-edge-{tag}"
         hub = Hub(host, port, topics.site)
-        uplink = Uplink(outbox, BrokerConfig(host=host, port=port), topics,
-                        UplinkConfig(batch_max_records=500, max_inflight_batches=16, replay_records_per_s=1_000_000),
-                        status=lambda: {}, client_id=client_id)
+        uplink = Uplink(
+            outbox,
+            BrokerConfig(host=host, port=port),
+            topics,
+            UplinkConfig(batch_max_records=500, max_inflight_batches=16, replay_records_per_s=1_000_000),
+            status=lambda: {},
+            client_id=client_id,
+        )
         started = time.perf_counter()
         uplink.start()
         try:

@@ -31,8 +31,11 @@ def reference_bus() -> list[SimulatedDevice]:
 
 
 async def _measure(path: str, plans: list[tuple[int, list[ReadRequest]]]) -> list[float]:
-    hub = BusHub(RtuBus(name="ref", type="modbus-rtu", port=path, baudrate=9600, timeout_s=1.0,
-                        device_latency_s=DEVICE_LATENCY_S))
+    hub = BusHub(
+        RtuBus(
+            name="ref", type="modbus-rtu", port=path, baudrate=9600, timeout_s=1.0, device_latency_s=DEVICE_LATENCY_S
+        )
+    )
     await hub.connect()
     cycles = []
     try:

@@ -12,14 +12,22 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
-from tests.bench import delivery, rtu_cycle  # noqa: E402
+from tests.bench import agent_load, delivery, rtu_cycle  # noqa: E402
 
 RESULTS = Path("bench-results")
 
 
 def plot_rtu(figures: dict[str, float], path: Path) -> None:
-    labels = ["one request per point\n(wire model)", "planned requests\n(wire model = physical min)", "planned, measured\n(edge + pymodbus + sim)"]
-    values = [figures["rtu_wire_ms_per_cycle_naive"], figures["rtu_cycle_ms_physical_min"], figures["rtu_cycle_ms_measured"]]
+    labels = [
+        "one request per point\n(wire model)",
+        "planned requests\n(wire model = physical min)",
+        "planned, measured\n(edge + pymodbus + sim)",
+    ]
+    values = [
+        figures["rtu_wire_ms_per_cycle_naive"],
+        figures["rtu_cycle_ms_physical_min"],
+        figures["rtu_cycle_ms_measured"],
+    ]
     fig, ax = plt.subplots(figsize=(8, 4.5))
     bars = ax.bar(labels, [v / 1000 for v in values], color=["#b0b0b0", "#4c78a8", "#f58518"])
     ax.bar_label(bars, labels=[f"{v / 1000:.2f} s" for v in values])
@@ -33,7 +41,7 @@ def plot_rtu(figures: dict[str, float], path: Path) -> None:
 def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     figures: dict[str, float] = {}
-    for bench in (rtu_cycle, delivery):
+    for bench in (rtu_cycle, delivery, agent_load):
         for name, value in bench.run().items():
             figures[name] = value
             print(f"{name}: {value}", flush=True)
