@@ -153,7 +153,7 @@ async def _run_edge(config: Any, stop: asyncio.Event) -> EdgeAgent:
 
 def run_demo(workdir: Path, duration_s: float | None, timing: bool) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
-    for stale in workdir.glob("edge-outbox.sqlite*"):  # the demo receiver keeps no history, so start afresh
+    for stale in workdir.glob("edge-outbox.*sqlite*"):  # the demo receiver keeps no history, so start afresh
         stale.unlink()
     port = port_or_free(1883)
     with contextlib.ExitStack() as stack:

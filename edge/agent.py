@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 from edge.bus import BusHub
@@ -21,6 +22,11 @@ log = logging.getLogger(__name__)
 SECONDS_PER_DAY = 86400
 
 
+def counter_state_path(outbox: Path) -> Path:
+    """Last counter values live beside the outbox: edge-outbox.sqlite -> edge-outbox.counters.sqlite."""
+    return outbox.with_name(f"{outbox.stem}.counters.sqlite")
+
+
 class EdgeAgent:
     def __init__(self, config: EdgeConfig) -> None:
         self.config = config
@@ -30,9 +36,10 @@ class EdgeAgent:
             max_age_s=config.outbox.max_age_days * SECONDS_PER_DAY,
         )
         self.hubs = {bus.name: BusHub(bus) for bus in config.buses}
-        counters, rules = CounterTracker(), RuleEngine(list(config.rules))
+        self.counters = CounterTracker(counter_state_path(config.outbox.path))
+        rules = RuleEngine(list(config.rules))
         self.pollers = [
-            DevicePoller(device, config.profile_for(device), self.hubs[device.bus], self._commit, counters, rules)
+            DevicePoller(device, config.profile_for(device), self.hubs[device.bus], self._commit, self.counters, rules)
             for device in config.devices
         ]
         self.scanners = [ScannerReader(s, self.outbox.add) for s in config.scanners]
@@ -92,3 +99,4 @@ class EdgeAgent:
                 hub.close()
             self.uplink.stop()
             self.outbox.close()
+            self.counters.close()

@@ -6,7 +6,9 @@ can decide what the jump means.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 
 from protocols.messages import EventType
 
@@ -52,13 +54,45 @@ def check_counter(previous: float | None, current: float, rollover: float | None
 
 
 class CounterTracker:
-    """Remembers the last value of every counter point of one agent."""
+    """Remembers the last value of every counter point of one agent, across restarts when given a file.
 
-    def __init__(self) -> None:
+    The file matters: a meter replaced while the edge box was off is only noticed by comparing with the
+    value read before the outage. Saved without fsync: after a power cut the last value may be one poll
+    old, which still tells a replacement or rollover from normal advance.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
         self._last: dict[tuple[str, str], float] = {}
+        self._unsaved: dict[tuple[str, str], float] = {}
+        self._db: sqlite3.Connection | None = None
+        if path is not None:
+            self._db = sqlite3.connect(path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS counter_last "
+                "(device TEXT, point TEXT, value REAL, PRIMARY KEY (device, point))"
+            )
+            for device, point, value in self._db.execute("SELECT device, point, value FROM counter_last"):
+                self._last[device, point] = value
 
     def observe(self, device: str, point: str, value: float, rollover: float | None) -> CounterJump | None:
         key = (device, point)
         jump = check_counter(self._last.get(key), value, rollover)
-        self._last[key] = value
+        self._last[key] = self._unsaved[key] = value
         return jump
+
+    def save(self) -> None:
+        """Persist the values observed since the last save (one transaction)."""
+        if self._db is None or not self._unsaved:
+            return
+        rows = [(d, p, v) for (d, p), v in self._unsaved.items()]
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO counter_last VALUES (?, ?, ?)", rows)
+        self._unsaved.clear()
+
+    def close(self) -> None:
+        if self._db is not None:
+            self.save()
+            self._db.close()

@@ -143,6 +143,7 @@ class DevicePoller:
             log.info("%s/%s: answering again", self.hub.name, self.name)
             await self.sink([self._event(EventType.DEVICE_ONLINE, None, f"{self.name} answers again", {})])
         await self.sink(self._records(values))
+        self.counters.save()
         return True
 
     async def _trip(self, exc: BusError) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from edge.counters import CounterTracker, check_counter
 from protocols.messages import EventType
 
@@ -38,3 +40,16 @@ def test_tracker_keeps_one_history_per_device_and_point() -> None:
     jump = tracker.observe("m1", "energy_import", 1.0, None)
     assert jump is not None and jump.type is EventType.METER_REPLACED
     assert tracker.observe("m1", "energy_import", 2.0, None) is None
+
+
+def test_a_meter_replaced_while_the_edge_was_off_is_still_noticed(tmp_path: Path) -> None:
+    state = tmp_path / "counters.sqlite"
+    before = CounterTracker(state)
+    before.observe("m1", "energy_import", 5321.5, None)
+    before.save()
+    before.close()
+    after = CounterTracker(state)  # the agent restarted
+    jump = after.observe("m1", "energy_import", 0.4, None)
+    assert jump is not None and jump.type is EventType.METER_REPLACED
+    assert jump.previous == 5321.5
+    after.close()
