@@ -1,0 +1,1 @@
+"""Time series: raw samples keyed so re-delivery is harmless, bucketed range queries and rollups."""
