@@ -6,6 +6,7 @@ import logging
 
 import click
 
+from cloud.cli import hub
 from deploy.demo import demo
 from edge.cli import edge
 from firmware_sims.cli import sim
@@ -23,6 +24,7 @@ def main(verbose: bool) -> None:
 
 main.add_command(sim)
 main.add_command(edge)
+main.add_command(hub)
 main.add_command(demo)
 
 

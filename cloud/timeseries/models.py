@@ -35,3 +35,44 @@ class Sample(Base):
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     value: Mapped[float] = mapped_column(Double)
     quality: Mapped[int] = mapped_column(SmallInteger, default=0)
+
+
+class HourRollup(Base):
+    """Aggregates of one series' good samples in one UTC hour, so long ranges read hours, not samples.
+
+    ``increase``/``decreases`` cover the deltas between consecutive samples inside the hour only: the step
+    from the previous hour's last sample is taken at query time, so late data dirties only its own hour.
+    """
+
+    __tablename__ = "rollup_hours"
+
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id"), primary_key=True)
+    hour_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    """Epoch milliseconds, a multiple of one hour."""
+    count: Mapped[int] = mapped_column(Integer)
+    min: Mapped[float] = mapped_column(Double)
+    max: Mapped[float] = mapped_column(Double)
+    sum: Mapped[float] = mapped_column(Double)
+    first_ts: Mapped[int] = mapped_column(BigInteger)
+    first_value: Mapped[float] = mapped_column(Double)
+    last_ts: Mapped[int] = mapped_column(BigInteger)
+    last_value: Mapped[float] = mapped_column(Double)
+    increase: Mapped[float] = mapped_column(Double)
+    """Sum of the positive deltas inside the hour (counters: consumption)."""
+    decreases: Mapped[int] = mapped_column(Integer)
+    """Negative deltas inside the hour (counters: resets or glitches, never billed)."""
+
+
+class DirtyHour(Base):
+    """An hour whose rollup is stale: one mark per (series, hour, writing transaction).
+
+    The writer's transaction id in the key means a mark committed while a refresh runs is a new row the
+    refresh never claimed, so it survives (PostgreSQL; SQLite has one writer at a time and uses 0). No
+    foreign key: marks are written on the ingest path and live only until the next refresh.
+    """
+
+    __tablename__ = "rollup_dirty"
+
+    series_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hour_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    txn: Mapped[int] = mapped_column(BigInteger, primary_key=True)

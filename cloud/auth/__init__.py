@@ -1,0 +1,1 @@
+"""Users, roles and sign-in: staff scoped to sites, owners bound to their units by SMS code."""
