@@ -24,6 +24,7 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
+	deploy/ensure-services.sh
 	$(BIN)/python -m tests.bench.run_all
 
 clean:

@@ -129,3 +129,31 @@ def create_user_command(username: str, role: str, sites: tuple[str, ...], all_si
         raise click.ClickException(str(exc)) from None
     finally:
         engine.dispose()
+
+
+def _serve(ingest: bool) -> None:
+    from cloud.service import HubService
+    from cloud.settings import get_settings
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    service = HubService(get_settings(), ingest=ingest, worker_name=socket.gethostname())
+    service.start()
+    click.echo(f"console: {service.console_url}")
+    try:
+        stop.wait()
+    finally:
+        service.stop()
+
+
+@hub.command()
+def serve() -> None:
+    """Serve the HTTP API and the console (and refresh rollups) until SIGINT/SIGTERM; settings from EH_*."""
+    _serve(ingest=False)
+
+
+@hub.command()
+def run() -> None:
+    """Everything of the hub in one process: ingest worker, HTTP API, console, rollups (small sites, the demo)."""
+    _serve(ingest=True)
