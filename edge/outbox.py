@@ -17,7 +17,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from protocols.messages import Event, EventType, Reading
+from protocols.seq_ranges import merge
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ class Outbox:
             earlier = Event.model_validate_json(body)
             if earlier.type is EventType.RECORDS_DROPPED:  # keep the gaps it reported known to the hub
                 ranges.extend(earlier.data["ranges"])
-        ranges = _merge(ranges)
+        ranges = merge(ranges)
         dropped = through - first + 1
         by_age = age_through - first + 1
         self._db.execute("DELETE FROM records WHERE seq <= ?", (through,))
@@ -276,14 +277,3 @@ def _row(seq: int, item: Mapping[str, Any], index: int, now: float) -> tuple[int
             raise ValueError(f"record {index} ({kind}): {where}: {first['msg']}") from None
         raise ValueError(f"record {index} ({kind}): not serialisable as JSON: {exc}") from None
     return seq, kind, now, record.ts, _body(record)
-
-
-def _merge(ranges: Iterable[Sequence[int]]) -> list[list[int]]:
-    """Sorted, non-overlapping, non-adjacent [first, last] ranges covering the same seqs."""
-    merged: list[list[int]] = []
-    for a, b in sorted((int(a), int(b)) for a, b in ranges):
-        if merged and a <= merged[-1][1] + 1:
-            merged[-1][1] = max(merged[-1][1], b)
-        else:
-            merged.append([a, b])
-    return merged

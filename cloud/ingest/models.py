@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cloud.db import Base
-from cloud.ingest.ranges import Ranges, gaps, merge
+from protocols.seq_ranges import Ranges, gaps, merge
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 

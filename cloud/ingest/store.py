@@ -28,12 +28,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from cloud.db import is_postgres
-from cloud.ingest import ranges
 from cloud.ingest.intake import Accepted, Rejected, dropped_ranges
 from cloud.ingest.models import DeadLetter, EdgeStateRow, EventRow
 from cloud.timeseries.bulk import SampleRow, SeriesIds, write_samples
 from cloud.timeseries.models import QUALITY_CODES
 from cloud.timeseries.rollup import mark_dirty, series_hours
+from protocols import seq_ranges as ranges
 from protocols.messages import Ack, DataBatch, EdgeState, Event, EventBatch, EventType, Quality, Reading, Status, encode
 from protocols.topics import Downlink, EdgeTopics
 

@@ -32,7 +32,7 @@ from protocols.messages import (
     decode,
     encode,
 )
-from protocols.sequence import SeqTracker
+from protocols.seq_ranges import contiguous_through, merge
 from protocols.topics import Downlink, EdgeTopics, parse_topic, uplink_filter
 from protocols.topics import Uplink as Channel
 
@@ -74,7 +74,8 @@ class Hub:
     """Silently lose this many batches first (as if the hub crashed before storing them)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     stored: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
-    tracker: dict[str, SeqTracker] = field(default_factory=lambda: defaultdict(SeqTracker))
+    held: dict[str, list[list[int]]] = field(default_factory=lambda: defaultdict(list))
+    """Per edge: seqs stored or reported dropped, as merged ranges."""
     deliveries: Counter[tuple[str, int]] = field(default_factory=Counter)
     first_seen: dict[int, float] = field(default_factory=dict)
     records: dict[tuple[str, int], str] = field(default_factory=dict)
@@ -140,10 +141,10 @@ class Hub:
                 if self.records.setdefault((edge, record.seq), body) != body:
                     self.conflicts.append((edge, record.seq))
                 if isinstance(record, Event) and record.type is EventType.RECORDS_DROPPED:
-                    self.tracker[edge].account([tuple(r) for r in record.data["ranges"]])
-            self.tracker[edge].add(seqs)
+                    self.held[edge] = merge([*self.held[edge], *record.data["ranges"]])
+            self.held[edge] = merge([*self.held[edge], *([s, s] for s in seqs)])
             if self.ack:
-                ack = Ack(edge=edge, acked_through=self.tracker[edge].acked_through, stored=(seqs[0], seqs[-1]))
+                ack = Ack(edge=edge, acked_through=contiguous_through(self.held[edge]), stored=(seqs[0], seqs[-1]))
                 client.publish(EdgeTopics(message.site, edge).down(Downlink.ACK), encode(ack), qos=1)
 
 

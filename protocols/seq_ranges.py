@@ -1,4 +1,8 @@
-"""Sets of seqs as sorted, merged, inclusive ``[first, last]`` ranges, the form edge_state stores them in."""
+"""Sets of per-edge seqs as sorted, merged, inclusive ``[first, last]`` ranges.
+
+The edge reports what it dropped this way, the hub keeps what it stored this way, and the ack is the end of
+the run from seq 1 (``contiguous_through``).
+"""
 
 from __future__ import annotations
 
