@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-only-secret-change-me"
+MIN_SECRET_CHARS = 32
 
 
 class HubSettings(BaseSettings):
@@ -41,8 +42,12 @@ class HubSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> HubSettings:
-        if self.environment == "production" and self.secret_key.get_secret_value() in ("", DEV_SECRET):
-            raise ValueError("EH_SECRET_KEY must be set to a long random value in production")
+        secret = self.secret_key.get_secret_value()
+        if self.environment == "production" and (secret == DEV_SECRET or len(secret) < MIN_SECRET_CHARS):
+            raise ValueError(
+                f"EH_SECRET_KEY must be set to a random value of at least {MIN_SECRET_CHARS} characters in production "
+                "(e.g. openssl rand -hex 32)"
+            )
         if self.timeseries_backend == "influxdb" and not self.influxdb_url:
             raise ValueError("EH_TIMESERIES_BACKEND=influxdb needs EH_INFLUXDB_URL")
         return self
