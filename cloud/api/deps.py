@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from cloud.api.scope import Scope
 from cloud.auth.models import Role, User
 from cloud.auth.security import InvalidToken, decode_token, password_version
-from cloud.auth.services import reach
 from cloud.auth.sms import SmsSender
 from cloud.registry.models import Building, Edge, Equipment, Meter, Site, Unit
 from cloud.settings import HubSettings
@@ -97,8 +96,7 @@ def clear_session_cookie(response: Response) -> None:
 
 
 def get_scope(session: SessionDep, user: CurrentUser) -> Scope:
-    r = reach(session, user)
-    return Scope(user.role, r.all_sites, r.site_ids, r.unit_ids)
+    return Scope.of(session, user)
 
 
 ScopeDep = Annotated[Scope, Depends(get_scope)]

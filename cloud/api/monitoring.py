@@ -4,7 +4,7 @@ the hub refused (dead letters). Read from cloud.ingest's edge_state and dead_let
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -61,18 +61,12 @@ class DeadLetterDetail(DeadLetterPublic):
     """The payload as kept (cut to the ingest's limit; ``size`` is the original)."""
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
 def _status(edge: Edge, state: EdgeStateRow | None) -> dict[str, Any]:
     last = (state.last_status if state else None) or {}
     gaps = state.gaps() if state else []
     return {
         "id": edge.id, "site_id": edge.site_id, "code": edge.code, "online": state.online if state else None,
-        "last_seen": _utc(state.last_seen) if state else None, "status_at": _utc(state.status_at) if state else None,
+        "last_seen": state.last_seen if state else None, "status_at": state.status_at if state else None,
         "backlog": last.get("backlog"), "dropped_total": state.dropped_total if state else 0,
         "acked_through": state.acked_through if state else 0, "gaps": gaps,
         "missing": sum(b - a + 1 for a, b in gaps), "agent_version": last.get("agent_version"),
@@ -108,7 +102,7 @@ def get_edge(edge: EdgeDep, session: SessionDep) -> EdgeDetail:
 
 def _dead_letter(row: DeadLetter) -> dict[str, Any]:
     return {
-        "id": row.id, "received_at": _utc(row.received_at), "topic": row.topic, "reason": row.reason,
+        "id": row.id, "received_at": row.received_at, "topic": row.topic, "reason": row.reason,
         "size": row.size, "site": row.site, "edge": row.edge,
         "preview": row.payload[: PREVIEW_CHARS * 4].decode("utf-8", "replace")[:PREVIEW_CHARS],
     }  # fmt: skip

@@ -15,7 +15,8 @@ from fastapi import HTTPException, status
 from sqlalchemy import ColumnElement, and_, false, select, true
 from sqlalchemy.orm import Session
 
-from cloud.auth.models import Role
+from cloud.auth.models import Role, User
+from cloud.auth.services import reach
 from cloud.ingest.models import DeadLetter, EdgeStateRow
 from cloud.registry.models import Building, Device, Edge, Equipment, Meter, PointMapping, Site, Unit
 from cloud.timeseries.models import Series
@@ -30,6 +31,12 @@ class Scope:
     site_ids: frozenset[int]
     unit_ids: frozenset[int]
     """Owners only."""
+
+    @classmethod
+    def of(cls, session: Session, user: User) -> Scope:
+        """The scope of a signed-in user, for the API and the console alike."""
+        r = reach(session, user)
+        return cls(user.role, r.all_sites, r.site_ids, r.unit_ids)
 
     @property
     def owner(self) -> bool:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, CheckConstraint, Column, Enum, ForeignKey, Integer, String, Table
+from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, Integer, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from cloud.audit.models import UtcDateTime
-from cloud.db import Base
+from cloud.db import Base, UtcDateTime, string_enum
 from cloud.registry.models import Site, Unit
 
 
@@ -46,16 +45,7 @@ class User(Base):
     """Staff pick one; an owner's is the phone number they bound with."""
     full_name: Mapped[str] = mapped_column(String(100), default="")
     phone: Mapped[str | None] = mapped_column(String(20), index=True)
-    role: Mapped[Role] = mapped_column(
-        Enum(
-            Role,
-            name="role",
-            native_enum=False,
-            create_constraint=True,
-            length=16,
-            values_callable=lambda e: [m.value for m in e],
-        )
-    )
+    role: Mapped[Role] = mapped_column(string_enum(Role, "role"))
     password_hash: Mapped[str] = mapped_column(String(255))
     password_changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
     """Tokens issued before this are refused, so a password change signs out every session."""

@@ -23,7 +23,7 @@ from cloud.api.deps import SessionDep, SettingsDep, clear_session_cookie, curren
 from cloud.api.scope import Scope
 from cloud.auth.models import User
 from cloud.auth.security import create_token
-from cloud.auth.services import authenticate, reach
+from cloud.auth.services import authenticate
 from cloud.console.i18n import LANGS, Lang, pick_lang, translate
 from cloud.ingest.models import EdgeStateRow, EventRow
 from cloud.registry.models import Building, Device, Edge, Equipment, Meter, Site, Unit
@@ -63,8 +63,7 @@ PageUser = Annotated[User, Depends(page_user)]
 
 
 def page_scope(session: SessionDep, user: PageUser) -> Scope:
-    r = reach(session, user)
-    return Scope(user.role, r.all_sites, r.site_ids, r.unit_ids)
+    return Scope.of(session, user)
 
 
 PageScope = Annotated[Scope, Depends(page_scope)]

@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cloud.db import Base
+from cloud.db import Base, UtcDateTime
 from protocols.seq_ranges import Ranges, gaps, merge
 
 Json = JSON().with_variant(JSONB(), "postgresql")
@@ -42,7 +42,7 @@ class DeadLetter(Base):
     __tablename__ = "dead_letters"
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     topic: Mapped[str] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
@@ -65,9 +65,9 @@ class EdgeStateRow(Base):
     edge: Mapped[str] = mapped_column(String(64))
     online: Mapped[bool | None] = mapped_column(Boolean)
     """From the latest status (the MQTT will says offline); None until a status arrives."""
-    last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime | None] = mapped_column(UtcDateTime)
     """When the hub last received a live (not retained) message from the edge."""
-    status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_status: Mapped[dict[str, Any] | None] = mapped_column(Json)
     """The latest Status as sent: backlog, dropped_total, agent and config versions, link health per device."""
     stored: Mapped[Ranges] = mapped_column(Json, default=list)

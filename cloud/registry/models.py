@@ -13,7 +13,6 @@ from enum import StrEnum
 from sqlalchemy import (
     CheckConstraint,
     Column,
-    Enum,
     ForeignKey,
     Integer,
     Numeric,
@@ -23,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from cloud.db import Base
+from cloud.db import Base, string_enum
 
 
 class MeterKind(StrEnum):
@@ -38,17 +37,6 @@ class MeterRole(StrEnum):
     """Belongs to one unit (a household meter)."""
     COMMON = "common"
     """Shared load (lifts, corridor lights), apportioned over the units it serves."""
-
-
-def _enum(cls: type[StrEnum], name: str) -> Enum:
-    return Enum(
-        cls,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=16,
-        values_callable=lambda e: [m.value for m in e],
-    )
 
 
 class Site(Base):
@@ -107,8 +95,8 @@ class Meter(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
     code: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[MeterKind] = mapped_column(_enum(MeterKind, "meter_kind"))
-    role: Mapped[MeterRole] = mapped_column(_enum(MeterRole, "meter_role"))
+    kind: Mapped[MeterKind] = mapped_column(string_enum(MeterKind, "meter_kind"))
+    role: Mapped[MeterRole] = mapped_column(string_enum(MeterRole, "meter_role"))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("meters.id"), index=True)
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
 
