@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, Engine, Enum, MetaData, TypeDecorator, create_engine, event
+from sqlalchemy import JSON, DateTime, Dialect, Engine, Enum, MetaData, TypeDecorator, create_engine, event
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING = {
@@ -22,6 +23,10 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+"""JSON documents: JSONB on PostgreSQL (indexable, compact), JSON text on SQLite."""
 
 
 class Base(DeclarativeBase):
@@ -47,14 +52,26 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def string_enum(cls: type[StrEnum], name: str) -> Enum:
+class SiteOwned:
+    """Marks a model whose rows belong to one site (``site_id``): staff of that site see them, owners never.
+
+    ``cloud.api.scope.Scope`` scopes such models without a rule of their own.
+    """
+
+
+class UnitOwned:
+    """Marks a model whose rows belong to one unit (``site_id`` and ``unit_id``): staff of the site and the
+    unit's owners see them."""
+
+
+def string_enum(cls: type[StrEnum], name: str, length: int = 16) -> Enum:
     """An enum stored as its values in a short string column with a CHECK, alike on both backends."""
     return Enum(
         cls,
         name=name,
         native_enum=False,
         create_constraint=True,
-        length=16,
+        length=length,
         values_callable=lambda e: [m.value for m in e],
     )
 

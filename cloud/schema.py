@@ -14,11 +14,19 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
+from cloud.alarms import models as _alarms  # noqa: F401  (registers its tables)
 from cloud.audit import models as _audit  # noqa: F401  (registers its tables)
 from cloud.auth import models as _auth  # noqa: F401  (registers its tables)
+from cloud.billing import models as _billing  # noqa: F401  (registers its tables)
+from cloud.billing import rules as _billing_rules  # noqa: F401  (registers its tables)
 from cloud.db import is_postgres
 from cloud.ingest import models as _ingest  # noqa: F401  (registers its tables)
+from cloud.maintenance import models as _maintenance  # noqa: F401  (registers its tables)
+from cloud.notify import models as _notify  # noqa: F401  (registers its tables)
+from cloud.patrol import models as _patrol  # noqa: F401  (registers its tables)
+from cloud.payments import models as _payments  # noqa: F401  (registers its tables)
 from cloud.registry import models as _registry  # noqa: F401  (registers its tables)
+from cloud.tickets import models as _tickets  # noqa: F401  (registers its tables)
 from cloud.timeseries import models as _timeseries  # noqa: F401  (registers its tables)
 
 MIGRATIONS = Path(__file__).with_name("migrations")

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 
+from cloud.alarms import routes as alarm_routes
 from cloud.api import monitoring, readings
 from cloud.api.deps import API_PREFIX, SessionDep
 from cloud.audit import routes as audit_routes
@@ -21,11 +22,21 @@ from cloud.auth import routes as auth_routes
 from cloud.auth.binding import BindingError
 from cloud.auth.services import UserError
 from cloud.auth.sms import LoggingSmsSender, SmsSender
+from cloud.billing import ledger_routes
+from cloud.billing import routes as billing_routes
 from cloud.db import make_engine, session_factory
+from cloud.maintenance import routes as maintenance_routes
+from cloud.maintenance.services import MaintenanceError
+from cloud.notify import routes as notify_routes
+from cloud.patrol import routes as patrol_routes
+from cloud.payments import routes as payment_routes
+from cloud.payments import webhook as payment_webhook
 from cloud.registry import routes as registry_routes
 from cloud.registry.importer import RegistryImportError
 from cloud.registry.services import Conflict
 from cloud.settings import HubSettings
+from cloud.tickets import routes as ticket_routes
+from cloud.tickets.states import TicketError
 from cloud.timeseries.store import SqlStore, TimeSeriesStore
 
 
@@ -71,6 +82,16 @@ def create_app(
 
     for router in (auth_routes.router, registry_routes.router, readings.router, monitoring.router, audit_routes.router):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(alarm_routes.router, prefix=API_PREFIX)
+    app.include_router(notify_routes.router, prefix=API_PREFIX)
+    app.include_router(ticket_routes.router, prefix=API_PREFIX)
+    app.include_router(maintenance_routes.router, prefix=API_PREFIX)
+    app.include_router(ledger_routes.router, prefix=API_PREFIX)
+    app.include_router(billing_routes.router, prefix=API_PREFIX)
+    app.include_router(payment_routes.router, prefix=API_PREFIX)
+    app.include_router(payment_webhook.router, prefix=API_PREFIX)
+    app.include_router(patrol_routes.router, prefix=API_PREFIX)
+    app.include_router(payment_routes.checkout_router)  # the demo provider's hosted page, outside the API
 
     @app.get("/health", tags=["health"])
     def health(session: SessionDep) -> dict[str, str]:
@@ -88,6 +109,14 @@ def create_app(
 
     @app.exception_handler(UserError)
     async def _user_error(_: Request, exc: UserError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(TicketError)
+    async def _ticket_error(_: Request, exc: TicketError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(MaintenanceError)
+    async def _maintenance_error(_: Request, exc: MaintenanceError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
     @app.exception_handler(BindingError)

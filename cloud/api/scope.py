@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from cloud.auth.models import Role, User
 from cloud.auth.services import reach
+from cloud.db import SiteOwned, UnitOwned
 from cloud.ingest.models import DeadLetter, EdgeStateRow
 from cloud.registry.models import Building, Device, Edge, Equipment, Meter, PointMapping, Site, Unit
 from cloud.timeseries.models import Series
@@ -80,6 +81,11 @@ class Scope:
             return self._site_codes(Series.site)
         if model in (EdgeStateRow, DeadLetter):
             return self._site_codes(model.site)
+        owned: Any = model  # the markers declare no columns; their models have site_id (and unit_id)
+        if issubclass(model, UnitOwned):
+            return owned.unit_id.in_(self.unit_ids) if self.owner else self._sites(owned.site_id)
+        if issubclass(model, SiteOwned):
+            return false() if self.owner else self._sites(owned.site_id)
         raise TypeError(f"no scope rule for {model.__name__}: add one here before exposing it")
 
     def get(self, session: Session, model: type[T], id: int) -> T:

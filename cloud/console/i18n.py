@@ -1,17 +1,29 @@
 """Console texts in Simplified Chinese (default) and English.
 
 One catalogue, keyed by English identifiers; a missing translation is a test failure, not a blank.
+Each domain with pages keeps its own texts (``cloud/<domain>/texts.py``, a ``TEXTS`` dict like ``CORE``) and
+is listed in ``_DOMAINS``; a key defined twice is an import-time error, not a silent override.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
+from cloud.alarms.texts import TEXTS as ALARM_TEXTS
+from cloud.billing.ledger_texts import TEXTS as LEDGER_TEXTS
+from cloud.billing.texts import TEXTS as BILLING_TEXTS
+from cloud.maintenance.texts import TEXTS as MAINTENANCE_TEXTS
+from cloud.patrol.texts import TEXTS as PATROL_TEXTS
+from cloud.payments.texts import TEXTS as PAYMENT_TEXTS
+from cloud.tickets.texts import TEXTS as TICKET_TEXTS
+
 Lang = Literal["zh-CN", "en"]
 DEFAULT_LANG: Lang = "zh-CN"
 LANGS: tuple[Lang, ...] = ("zh-CN", "en")
 
-CATALOGUE: dict[str, dict[Lang, str]] = {
+Texts = dict[str, dict[Lang, str]]
+
+CORE: Texts = {
     "app_name": {"zh-CN": "EstateHub 物业物联网", "en": "EstateHub"},
     "login": {"zh-CN": "登录", "en": "Sign in"},
     "logout": {"zh-CN": "退出", "en": "Sign out"},
@@ -56,6 +68,22 @@ CATALOGUE: dict[str, dict[Lang, str]] = {
     "language": {"zh-CN": "English", "en": "中文"},
     "not_found": {"zh-CN": "未找到或无权访问", "en": "Not found or not permitted"},
 }
+
+_DOMAINS: tuple[Texts, ...] = (
+    TICKET_TEXTS, MAINTENANCE_TEXTS, BILLING_TEXTS, LEDGER_TEXTS, PAYMENT_TEXTS, PATROL_TEXTS, ALARM_TEXTS,
+)  # fmt: skip
+
+
+def _merge(*catalogues: Texts) -> Texts:
+    merged: Texts = {}
+    for catalogue in catalogues:
+        if twice := sorted(merged.keys() & catalogue.keys()):
+            raise RuntimeError(f"console text keys defined twice: {', '.join(twice)}")
+        merged |= catalogue
+    return merged
+
+
+CATALOGUE: Texts = _merge(CORE, *_DOMAINS)
 
 
 def translate(key: str, lang: Lang) -> str:

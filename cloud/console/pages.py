@@ -228,7 +228,18 @@ def equipment_telemetry(equipment_id: int, session: SessionDep, scope: PageScope
 
 def mount_console(app: FastAPI) -> None:
     """Add the console pages, their static files and the sign-in redirect to an app."""
+    from cloud.billing.pages import router as finance_router  # domain pages build on this module: import late
+    from cloud.maintenance.pages import router as maintenance_router
+    from cloud.patrol.pages import router as patrol_router
+    from cloud.portal.pages import router as portal_router
+    from cloud.tickets.pages import router as ticket_pages_router
+
     app.include_router(router)
+    app.include_router(portal_router)
+    app.include_router(finance_router)
+    app.include_router(ticket_pages_router)
+    app.include_router(maintenance_router)
+    app.include_router(patrol_router)
     app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
 
     @app.exception_handler(SignInRequired)

@@ -9,14 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Integer, LargeBinary, String, Text, UniqueConstraint
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import BigInteger, Boolean, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cloud.db import Base, UtcDateTime
+from cloud.db import Base, Json, UtcDateTime
 from protocols.seq_ranges import Ranges, gaps, merge
-
-Json = JSON().with_variant(JSONB(), "postgresql")
 
 
 class EventRow(Base):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -84,6 +85,7 @@ class IngestWorker:
         site: str = "+",
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
         session_expiry_s: int = SESSION_EXPIRY_S,
+        on_stored: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.client_id = client_id(settings, worker_name)
@@ -93,6 +95,8 @@ class IngestWorker:
         self._store = IngestStore(engine)
         self._max_bytes = max_payload_bytes
         self._session_expiry_s = session_expiry_s
+        self._on_stored = on_stored
+        """Called after a commit that stored records (the hub wakes its alarm evaluator with it)."""
         self._queue: queue.Queue[_Delivery] = queue.Queue()
         self._connection = 0
         self._stopping = False
@@ -227,6 +231,8 @@ class IngestWorker:
                 delay = min(delay * 2, RETRY_MAX_S)
         if delay > RETRY_MIN_S:
             log.info("ingest: database back; storing again")
+        if outcome.stored and self._on_stored is not None:
+            self._on_stored()
         for ack in outcome.acks:
             info = self._client.publish(ack.topic, ack.payload, qos=1)
             if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:  # the edge resends the batch and is acked then

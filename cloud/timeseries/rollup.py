@@ -16,8 +16,6 @@ samples, so no ingest can commit between its reads and its commit.
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -27,6 +25,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from cloud.timeseries.bulk import SampleRow
 from cloud.timeseries.models import DirtyHour
+from cloud.workers import PeriodicWorker
 
 HOUR_MS = 3_600_000
 CHUNK = 2_000
@@ -37,7 +36,6 @@ LOCK_BUCKETS = 256
 """Series share this many advisory locks, so a refresh holds a bounded number whatever its backlog
 (one lock per hour ran out of max_locks_per_transaction on a year's backfill)."""
 
-log = logging.getLogger(__name__)
 
 
 def hour_start(ts_ms: int) -> int:
@@ -140,25 +138,14 @@ GROUP BY series_id, hour_start
 """).bindparams(bindparam("series", expanding=True))
 
 
-class RollupWorker:
+class RollupWorker(PeriodicWorker):
     """Refreshes rollups every ``interval_s`` on a background thread; safe to run on every hub replica."""
+
+    name = "rollup-worker"
 
     def __init__(self, engine: Engine, interval_s: float = 60.0) -> None:
         self._engine = engine
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="rollup-worker", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            self._thread = None
+        super().__init__(interval_s)
 
     def run_once(self) -> int:
         """Refresh until nothing is dirty (or stop is asked); returns hours recomputed."""
@@ -170,12 +157,3 @@ class RollupWorker:
                 break
             total += done
         return total
-
-    def _run(self) -> None:
-        while True:
-            try:
-                self.run_once()
-            except Exception as exc:  # a lost connection or a deadlock victim: marks stay, retry next time
-                log.warning("rollup refresh failed, retrying in %.0fs: %s", self._interval_s, exc)
-            if self._stop.wait(self._interval_s):
-                return

@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
-from tests.bench import agent_load, delivery, ingest, rtu_cycle, timeseries_query  # noqa: E402
+from tests.bench import agent_load, alarm_notify, billrun, delivery, ingest, rtu_cycle, timeseries_query  # noqa: E402
 
 RESULTS = Path("bench-results")
 
@@ -41,7 +41,7 @@ def plot_rtu(figures: dict[str, float], path: Path) -> None:
 def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     figures: dict[str, float] = {}
-    for bench in (rtu_cycle, delivery, agent_load, ingest, timeseries_query):
+    for bench in (rtu_cycle, delivery, agent_load, ingest, timeseries_query, alarm_notify, billrun):
         for name, value in bench.run().items():
             figures[name] = value
             print(f"{name}: {value}", flush=True)

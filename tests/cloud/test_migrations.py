@@ -48,6 +48,15 @@ def assert_matches_models(engine: Engine) -> None:
 
 
 @pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """A database of its own, migrated: these tests downgrade and alter it, so not the session's shared one."""
+    engine = make_engine(db_url)
+    create_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
 def fresh(db_url: str) -> Iterator[Engine]:
     """An empty database (the ``engine`` fixture is migrated already)."""
     engine = make_engine(db_url)

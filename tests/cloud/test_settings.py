@@ -18,7 +18,12 @@ def test_production_refuses_a_default_or_short_secret(secret: str | None) -> Non
 
 
 def test_production_accepts_a_long_random_secret() -> None:
-    assert HubSettings(environment="production", secret_key=SecretStr("x" * 64)).environment == "production"
+    assert (
+        HubSettings(
+            environment="production", secret_key=SecretStr("x" * 64), payment_webhook_secret=SecretStr("y" * 64)
+        ).environment
+        == "production"
+    )
 
 
 def test_influxdb_backend_needs_its_url() -> None:

@@ -1,0 +1,1 @@
+"""Patrol rounds that cannot be faked: signed checkpoint and badge codes, plans, live misses, stats."""

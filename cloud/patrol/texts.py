@@ -1,0 +1,76 @@
+"""Patrol texts for the console, the guard page, printed sheets and exports (zh-CN and English). Listed in the
+console catalogue (``cloud.console.i18n``), which imports this module: nothing from the console is imported here
+at run time."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cloud.console.i18n import Texts
+
+TEXTS: Texts = {
+    "patrol": {"zh-CN": "巡更", "en": "Patrol"},
+    "patrol_guard_app": {"zh-CN": "巡更", "en": "Patrol"},
+    "patrol_my_rounds": {"zh-CN": "我的巡更任务", "en": "My rounds"},
+    "patrol_no_rounds": {"zh-CN": "当前没有巡更任务", "en": "No rounds right now"},
+    "patrol_scan_code": {"zh-CN": "扫码或输入巡更点码", "en": "Scan or type a checkpoint code"},
+    "patrol_scan": {"zh-CN": "打卡", "en": "Check in"},
+    "patrol_camera": {"zh-CN": "用相机扫码", "en": "Scan with camera"},
+    "patrol_queued": {"zh-CN": "无信号，已暂存，恢复网络后自动上传", "en": "No signal: queued, syncs when online"},
+    "patrol_pending_sync": {"zh-CN": "待上传", "en": "Waiting to sync"},
+    "patrol_synced": {"zh-CN": "已上传", "en": "Synced"},
+    "patrol_rejected": {"zh-CN": "打卡被拒绝", "en": "Scan rejected"},
+    "patrol_exception": {"zh-CN": "上报异常", "en": "Report a problem"},
+    "patrol_exception_note": {"zh-CN": "情况说明", "en": "What is wrong"},
+    "patrol_exception_photo": {"zh-CN": "现场照片", "en": "Photo"},
+    "patrol_exception_send": {"zh-CN": "提交并生成工单", "en": "Send (opens a ticket)"},
+    "patrol_exception_sent": {"zh-CN": "已生成工单", "en": "Ticket opened"},
+    "patrol_exception_needs_signal": {
+        "zh-CN": "上报异常需要网络，请到有信号处再提交",
+        "en": "Reporting needs a signal: try again where there is one",
+    },
+    "patrol_live": {"zh-CN": "巡更实时", "en": "Live rounds"},
+    "patrol_round": {"zh-CN": "巡更任务", "en": "Round"},
+    "patrol_route": {"zh-CN": "巡更路线", "en": "Route"},
+    "patrol_checkpoint": {"zh-CN": "巡更点", "en": "Checkpoint"},
+    "patrol_floor": {"zh-CN": "楼层", "en": "Floor"},
+    "patrol_floor_n": {"zh-CN": "{n}层", "en": "floor {n}"},
+    "patrol_location": {"zh-CN": "位置", "en": "Location"},
+    "patrol_building": {"zh-CN": "楼栋", "en": "Building"},
+    "patrol_site": {"zh-CN": "小区", "en": "Site"},
+    "patrol_due": {"zh-CN": "应到时间", "en": "Due"},
+    "patrol_scanned_at": {"zh-CN": "打卡时间", "en": "Scanned at"},
+    "patrol_trust": {"zh-CN": "可信度", "en": "Trust"},
+    "patrol_result": {"zh-CN": "结果", "en": "Result"},
+    "patrol_guard": {"zh-CN": "巡更员", "en": "Guard"},
+    "patrol_window": {"zh-CN": "时间窗", "en": "Window"},
+    "patrol_unclaimed": {"zh-CN": "未认领", "en": "Unclaimed"},
+    "patrol_stats": {"zh-CN": "巡更统计", "en": "Patrol statistics"},
+    "patrol_export_csv": {"zh-CN": "导出 CSV", "en": "Export CSV"},
+    "patrol_sheet_title": {"zh-CN": "巡更点二维码", "en": "Checkpoint QR codes"},
+    "patrol_sheet_hint": {"zh-CN": "请贴于巡更点处，勿复印外传", "en": "Post at the checkpoint; do not copy"},
+    "patrol_trust_strong": {"zh-CN": "强（定点读卡）", "en": "Strong (fixed scanner)"},
+    "patrol_trust_normal": {"zh-CN": "中（在线扫码）", "en": "Normal (online scan)"},
+    "patrol_trust_low": {"zh-CN": "低（离线扫码）", "en": "Low (offline scan)"},
+    "patrol_result_pending": {"zh-CN": "待巡", "en": "Pending"},
+    "patrol_result_on_time": {"zh-CN": "准时", "en": "On time"},
+    "patrol_result_early": {"zh-CN": "早到", "en": "Early"},
+    "patrol_result_late": {"zh-CN": "迟到", "en": "Late"},
+    "patrol_result_out_of_order": {"zh-CN": "顺序错误", "en": "Out of order"},
+    "patrol_result_missed": {"zh-CN": "漏巡", "en": "Missed"},
+    "patrol_col_guard": {"zh-CN": "巡更员", "en": "Guard"},
+    "patrol_col_route": {"zh-CN": "路线", "en": "Route"},
+    "patrol_col_rounds": {"zh-CN": "任务数", "en": "Rounds"},
+    "patrol_col_complete_rounds": {"zh-CN": "完整完成任务数", "en": "Complete rounds"},
+    "patrol_col_due": {"zh-CN": "应巡点次", "en": "Checkpoints due"},
+    "patrol_col_visited": {"zh-CN": "实巡点次", "en": "Visited"},
+    "patrol_col_missed": {"zh-CN": "漏巡点次", "en": "Missed"},
+    "patrol_col_completion_rate": {"zh-CN": "完成率(%)", "en": "Completion rate (%)"},
+    "patrol_col_miss_rate": {"zh-CN": "漏巡率(%)", "en": "Miss rate (%)"},
+    "patrol_col_on_time": {"zh-CN": "准时", "en": "On time"},
+    "patrol_col_early": {"zh-CN": "早到", "en": "Early"},
+    "patrol_col_late": {"zh-CN": "迟到", "en": "Late"},
+    "patrol_col_out_of_order": {"zh-CN": "顺序错误", "en": "Out of order"},
+    "patrol_col_avg_late_min": {"zh-CN": "平均迟到(分钟)", "en": "Average lateness (min)"},
+}

@@ -1,0 +1,1 @@
+"""Payments: counter payments, online payments through a provider, settlement of bills, prepaid credit."""

@@ -1,0 +1,5 @@
+"""The seeded hub and its API client (see tests/cloud/api/hub_app.py), on databases cloned as in ../conftest.py."""
+
+from tests.cloud.api.hub_app import hub
+
+__all__ = ["hub"]

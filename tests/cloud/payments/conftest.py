@@ -1,0 +1,15 @@
+"""A hand-made site with issued bills (tests/cloud/billing/ledger/bill_factory.py) and the API on it."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine
+
+from tests.cloud.billing.ledger.bill_factory import Books, api, books, books_engine
+
+__all__ = ["api", "books_engine"]
+
+
+@pytest.fixture
+def site(books_engine: Engine) -> Books:
+    return books(books_engine)
