@@ -1,7 +1,8 @@
 """`make demo`: the whole system on embedded defaults, on this machine.
 
 The simulated site (2 buildings x 24 flats, master meters, a pump room, a gate scanner), the edge agent,
-an embedded MQTT broker with per-client accounts, and the hub (ingest, API, console) on a SQLite file.
+an embedded MQTT broker with per-client accounts, and the hub (ingest, API, console) on a SQLite file,
+seeded by deploy/demo_seed.py with logins, last month's bills, repairs and patrol setup.
 Everything lives in the work directory, so a second run continues where the first stopped; delete the
 directory to start over.
 """
@@ -10,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import signal
 import socket
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,25 +22,20 @@ import click
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from cloud.audit.services import Actor
-from cloud.auth.models import User
-from cloud.auth.schemas import UserCreate
-from cloud.auth.services import create_user
 from cloud.db import session_factory
 from cloud.ingest.models import EdgeStateRow, EventRow
-from cloud.registry.demo import demo_registry
-from cloud.registry.importer import import_registry, parse_data
 from cloud.service import HubService
 from cloud.settings import HubSettings
 from cloud.timeseries.models import Sample
+from deploy.demo_seed import ADMIN, Seeded, secret, seed_demo, seed_registry
 from deploy.embedded_broker import EmbeddedBroker
 from edge.agent import EdgeAgent
 from edge.config import EdgeConfig, parse_config
 from firmware_sims.control import DEFAULT_SOCKET, ControlServer
+from firmware_sims.load_shape import DailyShape
 from firmware_sims.site import start_site
 
 DEMO_SITE = Path(__file__).resolve().parents[1] / "firmware_sims" / "sites" / "demo_site.yaml"
-DEMO_USER = "demo"
 DEMO_POLL_S = 15.0
 """Every poll group of the demo at most this far apart, so charts fill within a minute."""
 
@@ -56,24 +52,13 @@ def port_or_free(preferred: int) -> int:
     raise RuntimeError("no free TCP port")
 
 
-def _secret(workdir: Path, name: str, nbytes: int = 18) -> str:
-    """A secret generated on the first run and kept in the work directory (mode 600)."""
-    path = workdir / name
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(nbytes))
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
-def _seed(hub: HubService, password: str) -> None:
-    """The demo site's registry and a demo admin; both idempotent."""
-    with session_factory(hub.engine).begin() as session:
-        import_registry(session, parse_data(demo_registry(), "demo registry"), Actor("demo"), "demo registry")
-        if session.scalar(select(User).where(User.username == DEMO_USER)) is None:
-            data = UserCreate(
-                username=DEMO_USER, full_name="演示管理员", role="admin", password=password, all_sites=True
-            )
-            create_user(session, Actor("demo"), data)
+def _seeded_lines(seeded: Seeded, seed_s: float) -> list[str]:
+    where = {"finance": "/console/finance/", "technician": "/console/tech", "guard": "/console/patrol/guard",
+             "owner": "/portal/"}  # fmt: skip
+    lines = [f"{x.role} login: {x.username} / {x.password}   ({where[x.role]})" for x in seeded.logins]
+    history = f"{seeded.history_samples} hourly readings written, " if seeded.history_samples else ""
+    lines.append(f"billing: {history}{seeded.bills} bills issued for {seeded.period} (seeded in {seed_s:.1f} s)")
+    return lines
 
 
 def _summary(hub: HubService, elapsed_s: float) -> str:
@@ -112,33 +97,38 @@ def run_demo(workdir: Path, duration_s: float | None, timing: bool) -> None:
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     mqtt_port, http_port = port_or_free(1883), port_or_free(8000)
-    password = _secret(workdir, "demo-password")
+    password = secret(workdir, "demo-password")
     with contextlib.ExitStack() as stack:
         site = stack.enter_context(start_site(DEMO_SITE, timing=timing))
         stack.enter_context(ControlServer(site.devices, site.scanners, DEFAULT_SOCKET))
         broker = EmbeddedBroker(workdir, mqtt_port, site.spec.site, site.spec.edge).start()
         stack.callback(broker.stop)
-        secret_key = SecretStr(_secret(workdir, "hub-secret", 32))
+        secret_key = SecretStr(secret(workdir, "hub-secret", 32))
         settings = HubSettings(
             database_url=f"sqlite:///{workdir / 'hub.sqlite'}", secret_key=secret_key,
             broker_port=mqtt_port, broker_username=broker.hub.username, broker_password=SecretStr(broker.hub.password),
             mqtt_v5=False, http_port=http_port,
         )  # fmt: skip
         hub = HubService(settings, ingest=True, worker_name="demo-hub")
-        _seed(hub, password)
+        seed_registry(hub.engine, password)
+        seeding = time.monotonic()
+        shape = DailyShape(utc_offset_s=site.spec.utc_offset_h * 3600)
+        seeded = seed_demo(hub.engine, settings, workdir, site.devices, shape, datetime.now(UTC))
+        seed_s = time.monotonic() - seeding
         hub.start()
         stack.callback(hub.stop)
         config = _edge_config(site.edge_config_data(), broker, workdir, mqtt_port)
         click.echo(click.style("EstateHub demo is running", bold=True))
         click.echo(f"  console: {hub.console_url}")
-        click.echo(f"  demo login: {DEMO_USER} / {password}")
+        click.echo(f"  demo login: {ADMIN} / {password}")
+        for line in _seeded_lines(seeded, seed_s):
+            click.echo(f"  {line}")
         click.echo(f"  MQTT broker (embedded, per-client credentials and ACLs): 127.0.0.1:{mqtt_port}")
         for line in site.describe():
             click.echo(f"  {line}")
         click.echo(f"  data: {workdir} (delete it to start over)")
-        click.echo(
-            "  Try: estatehub sim scan gate-scanner GUARD-0042   |   estatehub sim fault b1-u04-elec no_response"
-        )
+        click.echo(f"  Try: estatehub sim scan gate-scanner {seeded.badge}   (the guard badges at the north gate)")
+        click.echo("       estatehub sim fault b1-u04-elec no_response   (a meter goes silent; `clear` ends it)")
         click.echo("  Ctrl-C stops everything.")
         asyncio.run(_supervise(config, hub, duration_s))
     click.echo("demo stopped cleanly")
