@@ -51,6 +51,8 @@ class Line:
     unit_price: Decimal | None
     amount_fen: int
     detail: dict[str, Any]
+    encoded: str | None = field(default=None, compare=False, repr=False)
+    """The detail's canonical JSON when the biller encoded it (see ``JsonParts``)."""
 
     def key(self) -> tuple[str, str, int | None]:
         """What a correction compares: the same charge on the old and the new bill."""
@@ -59,7 +61,7 @@ class Line:
     @cached_property
     def detail_json(self) -> str:
         """The detail as canonical JSON, encoded once: the fingerprint hashes it and an issue writes it."""
-        return _dumps(self.detail)
+        return self.encoded if self.encoded is not None else _dumps(self.detail)
 
     def fingerprint_json(self) -> str:
         """The line as the fingerprint hashes it: ``[kind, label, meter, quantity, price, amount, detail]``."""
@@ -93,6 +95,29 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str
 
 def _dumps(value: Any) -> str:
     return _CANONICAL.encode(value)
+
+
+class JsonParts:
+    """Canonical JSON of line details whose big parts are shared: a meter's readings appear on each of its tier
+    and period lines, a pool's readings on each of its thousand shares. Each shared value (by identity; kept
+    referenced here, so an id is never reused) is encoded once per run and spliced in."""
+
+    def __init__(self) -> None:
+        self._memo: dict[int, tuple[Any, str]] = {}
+
+    def encode(self, detail: dict[str, Any], shared: tuple[str, ...]) -> str:
+        items = []
+        for key in sorted(detail):
+            value = detail[key]
+            if key in shared:
+                found = self._memo.get(id(value))
+                if found is None:
+                    found = self._memo[id(value)] = (value, _dumps(value))
+                text = found[1]
+            else:
+                text = _dumps(value)
+            items.append(f"{_dumps(key)}:{text}")
+        return "{" + ",".join(items) + "}"
 
 
 def _text(value: Decimal | None) -> str | None:
@@ -156,6 +181,7 @@ class PeriodBiller:
         self.start = month_instant(year, month)
         self.end = month_instant(year + month // 12, month % 12 + 1)
         self.warnings = Warnings()
+        self.json = JsonParts()
         self.tariffs: SiteTariffs = load_site_tariffs(session, site_id)
         self.segments = self._segments()
         self.meters = {m.id: m for m in session.scalars(select(Meter).where(Meter.site_id == site_id))}
@@ -357,7 +383,10 @@ class PeriodBiller:
         detail = charge.detail | {"label_en": charge.label_en, "meter": code}
         if charge.kind != "fixed":
             detail |= {"readings": readings[index]}
-        return Line(charge.kind, charge.label, meter_id, charge.quantity, charge.unit_price, charge.amount_fen, detail)
+        encoded = self.json.encode(detail, ("readings",))
+        return Line(
+            charge.kind, charge.label, meter_id, charge.quantity, charge.unit_price, charge.amount_fen, detail, encoded
+        )
 
     def _pool(self, pool: SharedPool) -> _PoolResult:
         where = {"pool": pool.code}
@@ -434,6 +463,7 @@ class PeriodBiller:
         zh, en = KIND_LABEL[pool.kind]
         method_zh, method_en = method_label(split.method)
         shares = {}
+        pool_lines = [[p.label, _text(p.quantity), _text(p.unit_price), p.amount_fen] for p in lines]
         for share in split.shares:
             detail = {
                 "label_en": f"{en}: {pool.name} ({method_en})",
@@ -445,7 +475,7 @@ class PeriodBiller:
                 "method": split.method.value,
                 "basis": str(share.basis),
                 "total_basis": str(split.total_basis),
-                "pool_lines": [[p.label, _text(p.quantity), _text(p.unit_price), p.amount_fen] for p in lines],
+                "pool_lines": pool_lines,
                 **pool_detail,
             }
             if approval is not None and pool.requires_approval:
@@ -458,6 +488,7 @@ class PeriodBiller:
                 None,
                 share.amount_fen,
                 detail,
+                self.json.encode(detail, ("pool_lines", "readings", "segments")),
             )
         return _PoolResult(shares, quantity, amount, "allocated")
 

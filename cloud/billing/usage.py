@@ -20,13 +20,13 @@ the database, in a few queries per few thousand meters rather than a few per met
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from functools import lru_cache
-from typing import Any, Literal
+from functools import cached_property, lru_cache
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, TextClause, and_, bindparam, select, text
@@ -57,10 +57,15 @@ from protocols.profiles import ProfileError, load_profile
 CHUNK = 2_000
 """Series per query: keeps bound parameters well under both databases' limits."""
 QUERY_THREADS = 2
-"""Connections a run reads time-of-use data on in parallel (PostgreSQL)."""
+"""Connections a run reads rollups on in parallel, per statement (PostgreSQL)."""
 LOOKAROUND_MS = 400 * 24 * HOUR_MS
 """How far from a boundary a reading is looked for when the hours around it have none (then it is held)."""
 Origin = Literal["meter", "manual", "corrected"]
+_T = TypeVar("_T")
+ClockSums = dict[tuple[int, int], tuple[list[float], int]]
+"""(series or meter, piece) -> usage per local clock hour (0-23), decreases."""
+Knots = dict[tuple[int, int], tuple[Sample | None, Sample | None]]
+"""(series or meter, boundary instant) -> the last sample before it, the first at or after it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,14 +153,19 @@ class SiteUsage:
         series: dict[int, tuple[int, Rollover | None]],
         knots: dict[tuple[int, int], tuple[Sample | None, Sample | None]],
         manual: dict[int, _Manual],
-        clock: dict[tuple[int, int], tuple[list[float], int]],
+        clock: Callable[[], ClockSums],
         cuts: Sequence[int],
     ) -> None:
         self._series = series
         self._knots = knots
         self._manual = manual
-        self._clock = clock
+        self._clock_source = clock
         self._cuts = list(cuts)
+
+    @cached_property
+    def _clock(self) -> ClockSums:
+        """(meter, piece) -> hourly usage by clock hour and decreases; waits for the query on first use."""
+        return self._clock_source()
 
     @classmethod
     def load(
@@ -180,16 +190,21 @@ class SiteUsage:
             raise ValueError("boundary instants must be whole hours")
         conn = session.connection()
         by_series = {sid: m for m, (sid, _) in series.items()}
-        knots = _knots(conn, list(by_series), points)
-        clock: dict[tuple[int, int], tuple[list[float], int]] = {}
         tou_series = [series[m][0] for m in tou_meters if m in series]
-        if tou_series and len(cuts) >= 2:
-            clock = _clock_sums(conn, tou_series, list(cuts), tou_clocks, tz)
+
+        def clock_sums(own: Connection) -> ClockSums:
+            if not tou_series or len(cuts) < 2:
+                return {}
+            found = _clock_sums(own, tou_series, list(cuts), tou_clocks, tz)
+            return {(by_series[s], piece): v for (s, piece), v in found.items()}
+
+        clock = _in_background(conn, clock_sums)
+        knots = _knots(conn, list(by_series), points)
         return cls(
             series,
             {(by_series[s], at): v for (s, at), v in knots.items()},
             _manual(session, site_id, wanted),
-            {(by_series[s], piece): v for (s, piece), v in clock.items()},
+            clock,
             cuts,
         )
 
@@ -283,18 +298,39 @@ def _fetch(conn: Connection, statement: TextClause, params: dict[str, Any]) -> l
 def _fetch_chunks(
     conn: Connection, statement: TextClause, series_ids: list[int], params: dict[str, Any]
 ) -> Iterable[list[tuple[Any, ...]]]:
-    """The statement run per chunk of series; on PostgreSQL on ``QUERY_THREADS`` connections at once (the work is
-    the database's: the hub process would only wait)."""
+    return _per_chunk(conn, series_ids, lambda own, chunk: _fetch(own, statement, {"series": chunk, **params}))
+
+
+def _per_chunk(conn: Connection, series_ids: list[int], work: Callable[[Connection, list[int]], _T]) -> Iterable[_T]:
+    """``work`` per chunk of series; on PostgreSQL on ``QUERY_THREADS`` connections at once (the work is the
+    database's: the hub process would only wait)."""
     chunks = list(_chunks(series_ids))
     if conn.dialect.name != "postgresql" or len(chunks) < 2:
-        return (_fetch(conn, statement, {"series": chunk, **params}) for chunk in chunks)
+        return (work(conn, chunk) for chunk in chunks)
 
-    def one(chunk: list[int]) -> list[tuple[Any, ...]]:
+    def one(chunk: list[int]) -> _T:
         with conn.engine.connect() as own:
-            return _fetch(own, statement, {"series": chunk, **params})
+            return work(own, chunk)
 
     with ThreadPoolExecutor(QUERY_THREADS) as pool:
         return list(pool.map(one, chunks))
+
+
+def _in_background(conn: Connection, work: Callable[[Connection], _T]) -> Callable[[], _T]:
+    """PostgreSQL: ``work`` starts at once on its own connection and thread (the time-of-use query, the run's
+    longest, overlaps the boundary readings and the pools); the result waits for it. SQLite: done now."""
+    if conn.dialect.name != "postgresql":
+        done = work(conn)
+        return lambda: done
+
+    def own() -> _T:
+        with conn.engine.connect() as separate:
+            return work(separate)
+
+    executor = ThreadPoolExecutor(1)
+    future = executor.submit(own)
+    executor.shutdown(wait=False)
+    return future.result
 
 
 def _chunks(items: Sequence[int]) -> Iterable[list[int]]:
@@ -323,40 +359,42 @@ _NEXT = text(
 ).bindparams(bindparam("series", expanding=True))
 
 
-def _knots(
-    conn: Connection, series_ids: list[int], instants: list[int]
-) -> dict[tuple[int, int], tuple[Sample | None, Sample | None]]:
+def _knots(conn: Connection, series_ids: list[int], instants: list[int]) -> Knots:
     """(series, instant) -> (last sample before the instant, first sample at or after it)."""
     hours = sorted({h for at in instants for h in (at - HOUR_MS, at)})
+    out: Knots = {}
+    for part in _per_chunk(conn, series_ids, lambda own, chunk: _chunk_knots(own, chunk, instants, hours)):
+        out.update(part)
+    return out
+
+
+def _chunk_knots(conn: Connection, chunk: list[int], instants: list[int], hours: list[int]) -> Knots:
+    rows: dict[tuple[int, int], tuple[int, float, int, float]] = {}
+    for sid, hour, first_ts, first_value, last_ts, last_value in _fetch(conn, _NEAR, {"series": chunk, "hours": hours}):
+        rows[(sid, hour)] = (first_ts, first_value, last_ts, last_value)
     prev: dict[tuple[int, int], Sample] = {}
     nxt: dict[tuple[int, int], Sample] = {}
-    for chunk in _chunks(series_ids):
-        rows: dict[tuple[int, int], tuple[int, float, int, float]] = {}
-        for sid, hour, first_ts, first_value, last_ts, last_value in _fetch(
-            conn, _NEAR, {"series": chunk, "hours": hours}
-        ):
-            rows[(sid, hour)] = (first_ts, first_value, last_ts, last_value)
-        for at in instants:
-            missing_prev, missing_next = [], []
-            for sid in chunk:
-                before, after = rows.get((sid, at - HOUR_MS)), rows.get((sid, at))
-                if before is not None:
-                    prev[(sid, at)] = Sample(before[2], before[3])
-                else:
-                    missing_prev.append(sid)
-                if after is not None:
-                    nxt[(sid, at)] = Sample(after[0], after[1])
-                else:
-                    missing_next.append(sid)
-            if missing_prev:
-                params = {"series": missing_prev, "at": at - HOUR_MS, "lo": at - LOOKAROUND_MS}
-                for sid, ts, value in _fetch(conn, _PREV, params):
-                    prev[(sid, at)] = Sample(ts, value)
-            if missing_next:
-                params = {"series": missing_next, "at": at + HOUR_MS, "hi": at + LOOKAROUND_MS}
-                for sid, ts, value in _fetch(conn, _NEXT, params):
-                    nxt[(sid, at)] = Sample(ts, value)
-    return {(sid, at): (prev.get((sid, at)), nxt.get((sid, at))) for sid in series_ids for at in instants}
+    for at in instants:
+        missing_prev, missing_next = [], []
+        for sid in chunk:
+            before, after = rows.get((sid, at - HOUR_MS)), rows.get((sid, at))
+            if before is not None:
+                prev[(sid, at)] = Sample(before[2], before[3])
+            else:
+                missing_prev.append(sid)
+            if after is not None:
+                nxt[(sid, at)] = Sample(after[0], after[1])
+            else:
+                missing_next.append(sid)
+        if missing_prev:
+            params = {"series": missing_prev, "at": at - HOUR_MS, "lo": at - LOOKAROUND_MS}
+            for sid, ts, value in _fetch(conn, _PREV, params):
+                prev[(sid, at)] = Sample(ts, value)
+        if missing_next:
+            params = {"series": missing_next, "at": at + HOUR_MS, "hi": at + LOOKAROUND_MS}
+            for sid, ts, value in _fetch(conn, _NEXT, params):
+                nxt[(sid, at)] = Sample(ts, value)
+    return {(sid, at): (prev.get((sid, at)), nxt.get((sid, at))) for sid in chunk for at in instants}
 
 
 def _clock_sums(

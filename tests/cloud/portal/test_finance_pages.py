@@ -84,7 +84,9 @@ def test_tariff_versions_are_listed_a_wrong_one_is_explained_and_a_right_one_cre
         versions = session.scalars(select(TariffVersion).where(TariffVersion.tariff_id == tariff_id)).all()
         assert [str(v.effective_from) for v in versions] == ["2026-01-01", "2026-07-01"]
         assert versions[1].document["tiers"][0]["tou"]["peak"] == "0.627"
-        audit = session.scalars(select(AuditEntry).where(AuditEntry.entity == "tariff_version")).all()
+        audit = session.scalars(
+            select(AuditEntry).where(AuditEntry.entity == "tariff_version").order_by(AuditEntry.id)
+        ).all()
         assert [a.actor for a in audit][-1] == "finance_x"
 
 
