@@ -27,7 +27,8 @@ from tests.support.brokers import Mosquitto
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
 SITE = "garden-court"
-PASSWORDS = {"hub": "hub-secret", f"{SITE}.b1-plantroom": "b1-secret", f"{SITE}.b2-plantroom": "b2-secret"}
+PASSWORDS = {"hub": "hub-secret", f"{SITE}.b1-plantroom": "b1-secret", f"{SITE}.b2-plantroom": "b2-secret",
+             "hub-notify": "notify-secret", "integration-bms": "bms-secret"}  # fmt: skip
 
 
 def make_certs(d: Path) -> None:
@@ -125,6 +126,37 @@ def test_an_edge_cannot_publish_as_another_edge_or_read_its_data(secured: Mosqui
         for c in (b1, b2):
             c.disconnect()
             c.loop_stop()
+        hub.close()
+
+
+def test_notifications_reach_integrations_and_the_notify_account_can_forge_no_uplink(
+    secured: Mosquitto, tmp_path: Path
+) -> None:
+    ca = tmp_path / "ca.pem"
+    hub = Hub(secured.host, secured.port, SITE, username="hub", password=PASSWORDS["hub"], ca_file=str(ca))
+    received: list[str] = []
+    bms = tls_client(secured, ca, "integration-bms", PASSWORDS["integration-bms"])
+    bms.on_message = lambda _c, _u, msg: received.append(msg.topic)
+    notifier = tls_client(secured, ca, "hub-notify", PASSWORDS["hub-notify"])
+    clients = (bms, notifier)
+    for client in clients:
+        client.connect(secured.host, secured.port)
+        client.loop_start()
+    try:
+        wait_until(lambda: all(c.is_connected() for c in clients), 5, "both clients to connect")
+        bms.subscribe(f"eh/v1/{SITE}/hub/notify/#", qos=1)
+        time.sleep(0.3)
+        notifier.publish(f"eh/v1/{SITE}/hub/notify/ticket.assigned", b"{}", qos=1).wait_for_publish(3)
+        forged = b'{"v":1,"kind":"status","site":"garden-court","edge":"b1-plantroom","sent_at":1,"state":"offline"}'
+        notifier.publish(f"eh/v1/{SITE}/b1-plantroom/up/status", forged, qos=1).wait_for_publish(3)
+        wait_until(lambda: bool(received), 5, "the notification at the integration")
+        time.sleep(0.5)
+        assert received == [f"eh/v1/{SITE}/hub/notify/ticket.assigned"]
+        assert hub.statuses == [], "the notify account must not publish edge uplinks"
+    finally:
+        for client in clients:
+            client.disconnect()
+            client.loop_stop()
         hub.close()
 
 
