@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 
 import click
 
-from cloud.cli import hub
-from deploy.demo import demo
-from edge.cli import edge
-from firmware_sims.cli import sim
+COMMANDS = {
+    "sim": "firmware_sims.cli:sim",
+    "edge": "edge.cli:edge",
+    "hub": "cloud.cli:hub",
+    "demo": "deploy.demo:demo",
+}
+"""Each group is imported only when it runs: the edge box never loads the hub (and its memory)."""
 
 
-@click.group()
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[name].split(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+
+@click.group(cls=LazyGroup)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(verbose: bool) -> None:
     """EstateHub: property-management IoT, from the meter to the bill."""
@@ -20,12 +36,6 @@ def main(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-
-
-main.add_command(sim)
-main.add_command(edge)
-main.add_command(hub)
-main.add_command(demo)
 
 
 if __name__ == "__main__":
